@@ -1,0 +1,5 @@
+"""Allow ``python -m streamstage``."""
+
+from streamstage.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""Shared fixtures. LSL in tests is loopback-only: LSLAPICFG points at the copied loopback config
+before pylsl is imported anywhere, so no discovery packet leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+LOOPBACK_CFG = TESTS_DIR / "lsl_loopback.cfg"
+os.environ["LSLAPICFG"] = str(LOOPBACK_CFG)
+
+SHARED_DATA = TESTS_DIR.parent.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data beside the checkout; tests that need it skip cleanly where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present on this machine")
+    return SHARED_DATA
