@@ -1,0 +1,56 @@
+"""``streamstage stage``: offline staging of a recorded EDF through the live pipeline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from streamstage.model.checkpoint import load_model
+from streamstage.offline import RecordingSource, stage_recording
+from streamstage.output import NightWriter, default_night_folder
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stage",
+        help="stage a recorded EDF file offline (same pipeline as live)",
+        description="Stage a recording through the same streaming pipeline used live and write its "
+        "hypnogram (CSV with per-stage probabilities).",
+    )
+    parser.add_argument("file", type=Path, help="EDF, EDF+ or BDF recording")
+    parser.add_argument(
+        "--channel",
+        nargs="+",
+        help="channel(s) or derivation(s), e.g. Fpz-Cz or AF7-TP9 (default: the model's)",
+    )
+    parser.add_argument("--reference", help="reference channel subtracted from --channel, e.g. TP9")
+    parser.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
+    parser.add_argument("--out", type=Path, help="output folder (default: a new dated folder under ./nights)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    model = load_model(args.model)
+    channels = args.channel or list(model.channels)
+    source = RecordingSource.open(args.file, channels, args.reference)
+    out = args.out or default_night_folder()
+    with NightWriter(out) as writer:
+        writer.write_event(
+            "stage_file",
+            file=str(args.file),
+            channels=list(source.channel_labels),
+            sfreq=source.sfreq,
+            model=model.source,
+            model_id=model.model_id,
+        )
+        staged = stage_recording(source, model)
+        for epoch in staged:
+            writer.write_epoch(epoch)
+    console.print(
+        f"staged {len(staged)} epochs of {args.file.name} ({', '.join(source.channel_labels)}) "
+        f"-> {writer.hypnogram_path}"
+    )
+    return 0

@@ -1,0 +1,74 @@
+"""``streamstage train``: train a staging model from a feature folder or from EDF + hypnogram pairs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streamstage.model.checkpoint import save_model
+from streamstage.model.stager import StagerConfig
+from streamstage.training.protocols import split_validation
+from streamstage.training.sources import add_night_source_arguments, load_nights_from_args
+from streamstage.training.train import TrainConfig, train_model
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a staging model (subject-wise validation split, early stopping)",
+        description="Train a staging model on a Sleep-EDF feature folder (--features) or on EDF + hypnogram "
+        "pairs (--edf), whose features come from the same streaming path used live.",
+    )
+    add_night_source_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write (e.g. my-model.pt)")
+    parser.add_argument("--log", type=Path, help="JSON training log (default: beside --out)")
+    parser.add_argument("--d-model", type=int, default=StagerConfig.d_model)
+    parser.add_argument("--layers", type=int, default=StagerConfig.n_layers)
+    parser.add_argument("--max-steps", type=int, default=TrainConfig.max_steps)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--crop-epochs", type=int, default=TrainConfig.crop_epochs)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of subjects for validation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    nights, channels = load_nights_from_args(args, console)
+    train, val = split_validation(nights, args.val_fraction, seed=args.seed)
+    console.print(
+        f"training on {len(train)} nights, validating on {len(val)} nights "
+        f"({len({n.subject for n in val})} held-out subjects), channels {', '.join(channels)}"
+    )
+    stager_config = StagerConfig(channels=tuple(channels), d_model=args.d_model, n_layers=args.layers)
+    train_config = TrainConfig(
+        seed=args.seed, max_steps=args.max_steps, batch_size=args.batch_size, crop_epochs=args.crop_epochs
+    )
+    with Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("train", total=train_config.max_steps, status="")
+
+        def on_progress(step: int, total: int, record: dict) -> None:
+            status = f"loss {record['train_loss']:.3f}"
+            if "val_kappa" in record:
+                status += f"  val kappa {record['val_kappa']:.3f}"
+            progress.update(task, completed=step, status=status)
+
+        model, _ = train_model(train, val, stager_config, train_config, on_progress=on_progress)
+    model.training["source"] = str(args.features or args.edf)
+    save_model(model, args.out)
+    log_path = args.log or args.out.with_suffix(".log.json")
+    log_path.write_text(json.dumps(model.training, indent=2))
+    best = model.training.get("best_val_kappa")
+    console.print(f"wrote {args.out} (best validation kappa {best}) and {log_path}")
+    return 0

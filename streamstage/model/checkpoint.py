@@ -1,0 +1,118 @@
+"""Model checkpoints: config, weights, feature recipe, normalisation, channels and training metadata in one
+file that loads with ``torch.load(weights_only=True)`` (plain containers and tensors only, no pickled code).
+
+``model_id`` is a hash of config and weights: a saved night records it, so resuming with another model is
+refused instead of silently mixing two models' hidden states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamstage.errors import ModelError
+from streamstage.features import RECIPE, NormalizerConfig
+from streamstage.model.stager import StagerConfig, StagingNet
+
+FORMAT = "streamstage-model"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "default.pt"
+
+
+@dataclass
+class StagingModel:
+    """A loaded model: the network plus what the pipeline needs to feed it correctly."""
+
+    net: StagingNet
+    normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
+    training: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    @property
+    def config(self) -> StagerConfig:
+        return self.net.config
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.config.channels
+
+    @property
+    def model_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, tensor in sorted(self.net.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+
+def save_model(model: StagingModel, path: Path) -> None:
+    """Write a checkpoint atomically (temp file + rename)."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()},
+        "recipe": RECIPE.to_dict(),
+        "normalizer": model.normalizer.to_dict(),
+        "training": json.loads(json.dumps(model.training)),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+
+
+def _read_payload(raw: bytes, source: str) -> dict[str, Any]:
+    try:
+        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ModelError(f"{source} is not a readable streamstage model checkpoint ({error}).") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(
+            f"{source} is not a streamstage model checkpoint; train one with `streamstage train`."
+        )
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{source} has checkpoint format {payload.get('format_version')}, this streamstage reads "
+            f"{FORMAT_VERSION}; retrain it or use a matching streamstage version."
+        )
+    if payload.get("recipe") != RECIPE.to_dict():
+        raise ModelError(f"{source} was trained on another feature recipe than this streamstage computes.")
+    return payload
+
+
+def load_model(path: Path | str | None = None) -> StagingModel:
+    """Load a checkpoint file, or the model shipped inside the package when ``path`` is None."""
+    if path is None:
+        resource = resources.files("streamstage.weights").joinpath(DEFAULT_MODEL_NAME)
+        if not resource.is_file():
+            raise ModelError("the shipped default model is missing from this install; reinstall streamstage.")
+        raw, source = resource.read_bytes(), "the shipped default model"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file {path} does not exist; pass --model with a checkpoint path.")
+        raw, source = path.read_bytes(), str(path)
+    payload = _read_payload(raw, source)
+    config = StagerConfig.from_dict(payload["config"])
+    net = StagingNet(config)
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise ModelError(f"{source}: weights do not fit its own config ({error}).") from error
+    net.eval()
+    normalizer = NormalizerConfig(horizon_epochs=int(payload["normalizer"]["horizon_epochs"]))
+    return StagingModel(
+        net=net, normalizer=normalizer, training=dict(payload.get("training", {})), source=source
+    )

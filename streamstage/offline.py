@@ -1,0 +1,98 @@
+"""A recorded EDF as a source for the pipeline: offline staging and features for training.
+
+Only the channels a derivation needs are read, chunk by chunk, so a long multichannel file never has to fit
+in memory; the samples then go through the very :class:`~streamstage.pipeline.StagingPipeline` used live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamstage.errors import ChannelError
+from streamstage.features import epoch_features
+from streamstage.io.edf import EdfRecording
+from streamstage.model.checkpoint import StagingModel
+from streamstage.pipeline import StagingPipeline
+from streamstage.records import StagedEpoch
+from streamstage.signal.channels import Derivation, Montage, resolve_derivation
+from streamstage.signal.path import SignalPath
+
+CHUNK_S = 60.0
+
+
+@dataclass(frozen=True)
+class RecordingSource:
+    """An EDF recording with the montage to stage: reads only the source channels it needs."""
+
+    recording: EdfRecording
+    source_labels: tuple[str, ...]
+    montage: Montage
+    sfreq: float
+
+    @classmethod
+    def open(cls, path: Path | str, channels: Sequence[str], reference: str | None = None) -> RecordingSource:
+        recording = EdfRecording.open(path)
+        labels = recording.labels
+        derivations = [resolve_derivation(labels, name, reference) for name in channels]
+        used = sorted({i for d in derivations for i in (d.positive, d.reference) if i is not None})
+        compact = {source: column for column, source in enumerate(used)}
+        montage = Montage(
+            tuple(
+                Derivation(
+                    d.label,
+                    compact[d.positive],
+                    None if d.reference is None else compact[d.reference],
+                )
+                for d in derivations
+            )
+        )
+        source_labels = tuple(labels[i] for i in used)
+        rates = {recording.sfreq(label) for label in source_labels}
+        if len(rates) > 1:
+            raise ChannelError(
+                f"{Path(path).name}: channels {', '.join(source_labels)} have different sampling rates "
+                f"({', '.join(f'{r:g}' for r in sorted(rates))} Hz); pick channels recorded at one rate."
+            )
+        return cls(recording, source_labels, montage, rates.pop())
+
+    @property
+    def channel_labels(self) -> tuple[str, ...]:
+        return self.montage.labels
+
+    @property
+    def clip_range_uv(self) -> tuple[float, float] | None:
+        """The physical range of a referential channel, where clipping is well defined."""
+        if len(self.montage.derivations) == 1 and self.montage.derivations[0].reference is None:
+            return self.recording.physical_range(self.source_labels[self.montage.derivations[0].positive])
+        return None
+
+    def iter_chunks(self, chunk_s: float = CHUNK_S) -> Iterator[np.ndarray]:
+        """Derived µV samples ``(n, n_channels)``, chunk by chunk."""
+        for chunk in self.recording.iter_chunks(list(self.source_labels), chunk_s):
+            yield self.montage.apply(chunk)
+
+
+def stage_recording(source: RecordingSource, model: StagingModel) -> list[StagedEpoch]:
+    """Stage a whole recording through the live pipeline; one row per complete 30-s epoch."""
+    pipeline = StagingPipeline(model, source.sfreq, clip_range_uv=source.clip_range_uv)
+    staged: list[StagedEpoch] = []
+    for chunk in source.iter_chunks():
+        staged.extend(pipeline.push(chunk))
+    return staged
+
+
+def recording_features(source: RecordingSource) -> tuple[np.ndarray, list[str]]:
+    """Training-recipe features ``(n_epochs, n_channels, 10)`` from the live signal path, with each epoch's
+    quality flag."""
+    path = SignalPath(source.sfreq, len(source.channel_labels), clip_range_uv=source.clip_range_uv)
+    features, flags = [], []
+    for chunk in source.iter_chunks():
+        for epoch in path.push(chunk):
+            features.append(epoch_features(epoch.data_uv))
+            flags.append(epoch.quality.flag)
+    n_channels = len(source.channel_labels)
+    return np.asarray(features, dtype=np.float32).reshape(-1, n_channels, 10), flags

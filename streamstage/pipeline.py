@@ -1,0 +1,108 @@
+"""The one staging pipeline: raw samples in, :class:`~streamstage.records.StagedEpoch` out.
+
+Live LSL, EDF replay, offline staging of a file and evaluation all feed this same object, so what is
+measured offline is what runs at night. Per epoch the work is constant: one Welch PSD, one normaliser
+update and one Mamba step; the state (filter, resampler, epoch buffer, normaliser mean, SSM state and conv
+cache) has a fixed size however long the night.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamstage.features import CausalNormalizer, epoch_features
+from streamstage.model.checkpoint import StagingModel
+from streamstage.model.stack import StackState
+from streamstage.records import StagedEpoch
+from streamstage.signal.path import Epoch, SignalConfig, SignalPath
+
+
+class EpochStager:
+    """Epoch features -> stage probabilities, carrying the normaliser and the Mamba state.
+
+    An epoch of bad quality is still stepped through the model, so the hidden state keeps moving with time,
+    but it does not update the normaliser's running mean: one hour of a detached electrode must not shift
+    the reference the rest of the night is measured against.
+    """
+
+    def __init__(self, model: StagingModel) -> None:
+        self.model = model
+        self.normalizer = CausalNormalizer(len(model.channels), model.normalizer)
+        self.state: StackState = model.net.init_state(1)
+
+    @torch.no_grad()
+    def push(self, features: np.ndarray, update_normalizer: bool = True) -> np.ndarray:
+        """One epoch's features ``(n_channels, 10)`` -> probabilities ``(5,)``."""
+        inputs = self.normalizer.push(features, update=update_normalizer)
+        logits, self.state = self.model.net.step(torch.from_numpy(inputs)[None, None], self.state)
+        return torch.softmax(logits[0, 0].double(), dim=-1).numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"normalizer": self.normalizer.state_dict(), "model": self.state.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.state = StackState.from_dict(state["model"])
+
+
+class StagingPipeline:
+    """Signal path + features + model for one stream of ``n_channels`` derived channels (in µV)."""
+
+    def __init__(
+        self,
+        model: StagingModel,
+        sfreq_in: float,
+        start_time_s: float = 0.0,
+        signal_config: SignalConfig | None = None,
+        clip_range_uv: tuple[float, float] | None = None,
+    ) -> None:
+        self.model = model
+        self.signal = SignalPath(
+            sfreq_in,
+            len(model.channels),
+            config=signal_config or SignalConfig(),
+            start_time_s=start_time_s,
+            clip_range_uv=clip_range_uv,
+        )
+        self.stager = EpochStager(model)
+        self.n_epochs = 0
+
+    @property
+    def sfreq_in(self) -> float:
+        return self.signal.sfreq_in
+
+    def push(self, chunk_uv: np.ndarray, missing: np.ndarray | None = None) -> list[StagedEpoch]:
+        """Feed samples ``(n_samples, n_channels)`` in µV; returns the epochs this chunk completed."""
+        return [self._stage(epoch) for epoch in self.signal.push(chunk_uv, missing)]
+
+    def _stage(self, epoch: Epoch) -> StagedEpoch:
+        started = time.perf_counter()
+        probs = self.stager.push(epoch_features(epoch.data_uv), update_normalizer=epoch.quality.ok)
+        self.n_epochs += 1
+        stage = int(np.argmax(probs))
+        return StagedEpoch(
+            index=epoch.index,
+            start_s=epoch.start_s,
+            stage=stage,
+            probs=tuple(float(p) for p in probs),  # type: ignore[arg-type]
+            quality=epoch.quality.flag,
+            latency_s=time.perf_counter() - started,
+            duration_s=self.signal.config.epoch_s,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model.model_id,
+            "signal": self.signal.state_dict(),
+            "stager": self.stager.state_dict(),
+            "n_epochs": self.n_epochs,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.signal.load_state_dict(state["signal"])
+        self.stager.load_state_dict(state["stager"])
+        self.n_epochs = int(state["n_epochs"])

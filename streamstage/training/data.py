@@ -1,0 +1,89 @@
+"""Nights for training and evaluation: per-epoch features with expert labels.
+
+Two sources give the same :class:`Night`: the Sleep-EDF feature set (``SS__N.npz``, features already computed
+by the training recipe) and EDF + hypnogram pairs, whose features come from the same streaming signal path
+used live (:func:`streamstage.training.edf_nights.night_from_edf`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamstage.errors import InputFileError
+
+FEATURE_SET_CHANNELS: tuple[str, ...] = ("Fpz-Cz", "Pz-Oz", "EOG")
+IGNORE_LABEL = -100
+_NIGHT_FILE = re.compile(r"^(?P<subject>\d+)__(?P<night>\d+)\.npz$")
+
+
+@dataclass(frozen=True)
+class Night:
+    """One recording: raw (un-normalised) features ``(n_epochs, n_channels, 10)`` and labels ``(n_epochs,)``
+    with 0..4 for W, N1, N2, N3, REM and -100 for epochs to ignore."""
+
+    subject: str
+    night: int
+    features: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.subject}__{self.night}"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def channel_indices(wanted: Sequence[str]) -> list[int]:
+    """Indices of ``wanted`` among the feature set's channels (``EOG`` = its horizontal EOG)."""
+    lowered = [c.lower() for c in FEATURE_SET_CHANNELS]
+    indices = []
+    for name in wanted:
+        if name.lower() not in lowered:
+            raise InputFileError(
+                f"the feature set has no channel {name!r}; choose from {', '.join(FEATURE_SET_CHANNELS)}."
+            )
+        indices.append(lowered.index(name.lower()))
+    return indices
+
+
+def load_feature_nights(folder: Path, channels: Sequence[str] = ("Fpz-Cz",)) -> list[Night]:
+    """Load every ``SS__N.npz`` night of a Sleep-EDF feature folder, keeping ``channels``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(
+            f"feature folder {folder} does not exist; pass the folder holding SS__N.npz files."
+        )
+    keep = channel_indices(channels)
+    nights = []
+    for path in sorted(folder.glob("*.npz")):
+        match = _NIGHT_FILE.match(path.name)
+        if not match:
+            continue
+        try:
+            with np.load(path) as data:
+                features = np.asarray(data["features"], dtype=np.float32)[:, keep, :]
+                labels = np.asarray(data["labels"], dtype=np.int64)
+        except (OSError, KeyError, ValueError) as error:
+            raise InputFileError(
+                f"{path} is not a feature file with 'features' and 'labels' arrays ({error})."
+            ) from error
+        nights.append(Night(match["subject"], int(match["night"]), features, labels))
+    if not nights:
+        raise InputFileError(f"no SS__N.npz feature files found in {folder}.")
+    return nights
+
+
+def subjects_of(nights: Sequence[Night]) -> list[str]:
+    return sorted({n.subject for n in nights})
+
+
+def subject_folds(subjects: Sequence[str], n_folds: int, seed: int = 0) -> list[list[str]]:
+    """Split subjects (never nights or epochs) into ``n_folds`` disjoint, shuffled groups."""
+    order = np.random.default_rng(seed).permutation(sorted(subjects))
+    return [sorted(str(s) for s in order[i::n_folds]) for i in range(n_folds)]

@@ -1,0 +1,62 @@
+"""Subject-wise cross-validation: train on some subjects, score the held-out ones through the streaming
+model, pool every held-out epoch into one confusion matrix (the convention of the published anchors)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from streamstage.model.stager import StagerConfig
+from streamstage.training.data import Night, subject_folds, subjects_of
+from streamstage.training.metrics import StagingScores
+from streamstage.training.train import TrainConfig, evaluate_prepared, prepare_nights, train_model
+
+SEDF20_SUBJECTS = tuple(f"{i:02d}" for i in range(20))
+
+
+def split_validation(nights: Sequence[Night], fraction: float, seed: int) -> tuple[list[Night], list[Night]]:
+    """Hold out a fraction of the *subjects* for early stopping."""
+    subjects = subjects_of(nights)
+    n_val = max(1, round(len(subjects) * fraction)) if len(subjects) > 1 else 0
+    val_subjects = set(np.random.default_rng(seed).permutation(subjects)[:n_val].tolist())
+    return [n for n in nights if n.subject not in val_subjects], [
+        n for n in nights if n.subject in val_subjects
+    ]
+
+
+def cross_validate(
+    nights: Sequence[Night],
+    n_folds: int,
+    stager_config: StagerConfig,
+    train_config: TrainConfig,
+    val_fraction: float = 0.1,
+    on_fold: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``n_folds``-fold subject-wise CV; returns pooled scores and per-fold records."""
+    folds = subject_folds(subjects_of(nights), n_folds, seed=train_config.seed)
+    pooled = np.zeros((len(stager_config.stages),) * 2, dtype=np.int64)
+    records = []
+    for fold_index, test_subjects in enumerate(folds):
+        test = [n for n in nights if n.subject in test_subjects]
+        rest = [n for n in nights if n.subject not in test_subjects]
+        train, val = split_validation(rest, val_fraction, seed=train_config.seed + fold_index)
+        model, history = train_model(train, val, stager_config, replace(train_config, seed=train_config.seed))
+        scores = evaluate_prepared(model.net, prepare_nights(test, model.normalizer))
+        pooled += scores.confusion
+        record = {
+            "fold": fold_index,
+            "test_subjects": test_subjects,
+            "steps": history[-1]["step"] if history else 0,
+            **{
+                k: v
+                for k, v in scores.to_dict().items()
+                if k in ("n_epochs", "accuracy", "macro_f1", "kappa")
+            },
+        }
+        records.append(record)
+        if on_fold:
+            on_fold(fold_index, len(folds), record)
+    return {"pooled": StagingScores(pooled).to_dict(), "folds": records, "n_folds": n_folds}
