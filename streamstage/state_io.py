@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from streamstage.io.files import write_atomic
 
 _META_KEY = "__structure__"
 
@@ -61,16 +62,6 @@ def state_from_bytes(raw: bytes) -> dict[str, Any]:
         arrays = {k: data[k] for k in data.files if k != _META_KEY}
         structure = json.loads(str(data[_META_KEY]))
     return _restore(structure, arrays)
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Replace ``path`` with ``payload`` so readers see either the old or the new file, whole."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:

@@ -1,0 +1,184 @@
+"""Sleep-EDF loader: pairing recordings with hypnograms; downloads from a loopback stand-in for PhysioNet."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import edfio
+import numpy as np
+import pytest
+
+from streamstage.errors import InputFileError
+from streamstage.io.edf import EdfRecording
+from streamstage.io.hypnogram import read_hypnogram
+from streamstage.io.sleepedf import RecordingPair, download_sleep_cassette, find_edf_pairs
+
+# subject 0 both nights, subject 13 night 1 only (as in Sleep-EDF), subject 21 night 1; scorer letters vary
+REMOTE_FILES = (
+    "SC4001E0-PSG.edf",
+    "SC4001EC-Hypnogram.edf",
+    "SC4002E0-PSG.edf",
+    "SC4002EC-Hypnogram.edf",
+    "SC4131E0-PSG.edf",
+    "SC4131EC-Hypnogram.edf",
+    "SC4211E0-PSG.edf",
+    "SC4211EJ-Hypnogram.edf",
+)
+
+
+def write_psg(path: Path, seconds: int = 60) -> None:
+    signal = edfio.EdfSignal(
+        np.sin(np.arange(100 * seconds) / 7.0) * 50,
+        100.0,
+        label="EEG Fpz-Cz",
+        physical_dimension="uV",
+        physical_range=(-200, 200),
+    )
+    edfio.Edf([signal]).write(path)
+
+
+def write_hypnogram(path: Path, seconds: int = 60) -> None:
+    edfio.Edf([], annotations=[edfio.EdfAnnotation(0, seconds, "Sleep stage W")]).write(path)
+
+
+def touch(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class CutShortHandler(QuietHandler):
+    """Announces the whole file but sends only half of it, like a dropped connection."""
+
+    def do_GET(self) -> None:
+        if not self.path.endswith(".edf"):
+            super().do_GET()
+            return
+        payload = Path(self.translate_path(self.path)).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.close_connection = True
+
+
+@contextmanager
+def serve(folder: Path, handler: type[QuietHandler]) -> Iterator[str]:
+    """A loopback HTTP server listing ``folder`` the way PhysioNet lists its files."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/sleep-cassette/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    folder = tmp_path / "physionet" / "sleep-cassette"
+    folder.mkdir(parents=True)
+    for name in REMOTE_FILES:
+        (write_psg if name.endswith("PSG.edf") else write_hypnogram)(folder / name)
+    (folder / "index.txt").write_text("not a recording")
+    return folder
+
+
+@pytest.fixture
+def base_url(remote: Path) -> Iterator[str]:
+    with serve(remote.parent, QuietHandler) as url:
+        yield url
+
+
+def test_sleep_edf_names_pair_by_their_first_six_characters(tmp_path: Path) -> None:
+    touch(
+        tmp_path, "SC4002E0-PSG.edf", "SC4002EC-Hypnogram.edf", "SC4011E0-PSG.edf", "SC4011EH-Hypnogram.edf"
+    )
+    touch(tmp_path, "SC4021E0-PSG.edf", "ST7011J0-PSG.edf", "ST7011JP-Hypnogram.edf")  # 4021 has no hypnogram
+    assert find_edf_pairs(tmp_path) == [
+        RecordingPair(0, 2, tmp_path / "SC4002E0-PSG.edf", tmp_path / "SC4002EC-Hypnogram.edf"),
+        RecordingPair(1, 1, tmp_path / "SC4011E0-PSG.edf", tmp_path / "SC4011EH-Hypnogram.edf"),
+        RecordingPair(1, 1, tmp_path / "ST7011J0-PSG.edf", tmp_path / "ST7011JP-Hypnogram.edf"),
+    ]
+
+
+def test_generic_names_pair_with_their_hypnograms(tmp_path: Path) -> None:
+    touch(tmp_path, "alice.edf", "alice-hypnogram.csv", "bob.bdf", "bob.txt", "carol.edf")
+    touch(tmp_path, "excerpt3.edf", "excerpt3.txt", "Hypnogram_excerpt3.txt")  # DREAMS: the .txt is the EEG
+    assert find_edf_pairs(tmp_path) == [
+        RecordingPair(None, None, tmp_path / "alice.edf", tmp_path / "alice-hypnogram.csv"),
+        RecordingPair(None, None, tmp_path / "bob.bdf", tmp_path / "bob.txt"),
+        RecordingPair(None, None, tmp_path / "excerpt3.edf", tmp_path / "Hypnogram_excerpt3.txt"),
+    ]
+
+
+def test_two_hypnograms_for_one_recording_is_an_error(tmp_path: Path) -> None:
+    touch(tmp_path, "SC4001E0-PSG.edf", "SC4001EC-Hypnogram.edf", "SC4001EH-Hypnogram.edf")
+    with pytest.raises(InputFileError, match="SC4001 has 2 hypnograms"):
+        find_edf_pairs(tmp_path)
+
+
+def test_pairs_of_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="is not a folder"):
+        find_edf_pairs(tmp_path / "nowhere")
+
+
+def test_download_fetches_the_requested_pairs(tmp_path: Path, remote: Path, base_url: str) -> None:
+    folder = tmp_path / "data"
+    fetched: list[str] = []
+    pairs = download_sleep_cassette(folder, subjects=[0, 13], base_url=base_url, progress=fetched.append)
+    assert [(p.subject, p.night) for p in pairs] == [(0, 1), (0, 2), (13, 1)]
+    assert sorted(fetched) == sorted(REMOTE_FILES[:6])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(REMOTE_FILES[:6])  # no temporary file left
+    for pair in pairs:
+        assert pair.psg_path.read_bytes() == (remote / pair.psg_path.name).read_bytes()
+    recording = EdfRecording.open(pairs[0].psg_path)
+    hypnogram = read_hypnogram(pairs[0].hypnogram_path)
+    assert len(hypnogram.aligned_to_duration(recording.duration_s)) == 2
+
+
+def test_download_skips_files_already_present(tmp_path: Path, base_url: str) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_psg(folder / "SC4211E0-PSG.edf")
+    fetched: list[str] = []
+    pairs = download_sleep_cassette(
+        folder, subjects=[21], nights=[1], base_url=base_url, progress=fetched.append
+    )
+    assert fetched == ["SC4211EJ-Hypnogram.edf"]
+    assert pairs == [RecordingPair(21, 1, folder / "SC4211E0-PSG.edf", folder / "SC4211EJ-Hypnogram.edf")]
+
+
+def test_download_of_a_night_that_does_not_exist(tmp_path: Path, base_url: str) -> None:
+    with pytest.raises(InputFileError, match=r"lists no Sleep-EDF file for subjects \[13\] and nights \[2\]"):
+        download_sleep_cassette(tmp_path, subjects=[13], nights=[2], base_url=base_url)
+
+
+def test_cut_short_download_leaves_no_file(tmp_path: Path, remote: Path) -> None:
+    folder = tmp_path / "data"
+    with (
+        serve(remote.parent, CutShortHandler) as base_url,
+        pytest.raises(InputFileError, match=r"stopped after \d+ of \d+ bytes; run it again"),
+    ):
+        download_sleep_cassette(folder, subjects=[21], base_url=base_url)
+    assert list(folder.iterdir()) == []
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path, remote: Path) -> None:
+    with serve(remote.parent, QuietHandler) as base_url:
+        dead_url = base_url  # the server is gone once the block ends
+    with pytest.raises(InputFileError, match=r"cannot list .*check the internet connection"):
+        download_sleep_cassette(tmp_path, base_url=dead_url, timeout_s=5.0)
