@@ -1,0 +1,33 @@
+"""``streamstage report DIR``: the morning report (``summary.txt``, ``report.png``) of a night's folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from streamstage.report import write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write summary.txt and report.png for a night's output folder",
+        description="Read DIR/hypnogram.csv (also one still being written, or cut short by a crash) and "
+        "write the night's sleep statistics to DIR/summary.txt and its hypnogram and stage probabilities "
+        "to DIR/report.png (needs matplotlib: pip install 'streamstage[report]').",
+    )
+    parser.add_argument("night_dir", metavar="DIR", type=Path, help="the night's output folder")
+    parser.add_argument("--quiet", action="store_true", help="do not print the summary")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = write_report(args.night_dir)
+    if not args.quiet:
+        print(report.summary)
+    written = [report.summary_path] + ([report.figure_path] if report.figure_path else [])
+    print("wrote " + ", ".join(str(path) for path in written))
+    if report.note:
+        print(f"streamstage: {report.note}", file=sys.stderr)
+    return 0
