@@ -1,0 +1,75 @@
+"""Publish each staged epoch on LSL, for LabRecorder and closed-loop tools.
+
+Two streams: ``streamstage-stages`` (type ``Markers``, one JSON string per epoch: ``StagedEpoch.to_dict()``
+with stage, probabilities, start, quality and latency) and ``streamstage-probs`` (five float32 channels
+labelled W, N1, N2, N3, REM). Both are stamped at the epoch's *start* in the source stream's clock (the
+LSL clock of this machine, as the inlet maps it), so a recording lines each stage up with the EEG it
+describes; the sample arrives one epoch (plus latency) after its stamp, which the JSON's ``latency_s``
+states. Both are irregular-rate: epochs are regular, but a lost signal leaves holes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from streamstage import STAGES
+from streamstage.errors import StreamError
+from streamstage.lsl.meta import write_channels
+from streamstage.records import StagedEpoch
+
+STAGES_STREAM = "streamstage-stages"
+PROBS_STREAM = "streamstage-probs"
+
+
+def open_outlet(info: Any, max_buffered_s: float = 360.0) -> Any:
+    """A ``pylsl.StreamOutlet`` for ``info``, or StreamError saying why LSL could not publish it."""
+    import pylsl
+
+    try:
+        return pylsl.StreamOutlet(info, max_buffered=round(max_buffered_s))
+    except RuntimeError as error:
+        raise StreamError(
+            f"LSL could not publish stream {info.name()!r} ({error}); check that no firewall or other "
+            "program blocks LSL's network ports."
+        ) from error
+
+
+class StageOutlets:
+    """The two outlets; ``source_id`` (e.g. the input stream's) keeps a restarted run the same source."""
+
+    def __init__(self, source_id: str = "streamstage") -> None:
+        import pylsl
+
+        markers = pylsl.StreamInfo(
+            STAGES_STREAM, "Markers", 1, pylsl.IRREGULAR_RATE, "string", f"{STAGES_STREAM}@{source_id}"
+        )
+        probs = pylsl.StreamInfo(
+            PROBS_STREAM,
+            "Probabilities",
+            len(STAGES),
+            pylsl.IRREGULAR_RATE,
+            "float32",
+            f"{PROBS_STREAM}@{source_id}",
+        )
+        write_channels(probs, STAGES, ["probability"] * len(STAGES), ["probability"] * len(STAGES))
+        for info in (markers, probs):
+            info.desc().append_child_value("stamped_at", "epoch start")
+        self._markers: Any = open_outlet(markers)
+        self._probs: Any = open_outlet(probs)
+
+    def push(self, epoch: StagedEpoch) -> None:
+        """Publish one epoch on both streams, stamped at ``epoch.start_s``."""
+        if self._markers is None:
+            return
+        self._markers.push_sample([json.dumps(epoch.to_dict())], epoch.start_s)
+        self._probs.push_sample(list(epoch.probs), epoch.start_s)
+
+    def close(self) -> None:
+        self._markers = self._probs = None
+
+    def __enter__(self) -> StageOutlets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
