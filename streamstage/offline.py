@@ -82,7 +82,7 @@ def stage_recording(source: RecordingSource, model: StagingModel) -> list[Staged
     staged: list[StagedEpoch] = []
     for chunk in source.iter_chunks():
         staged.extend(pipeline.push(chunk))
-    return staged
+    return staged + pipeline.finish()
 
 
 def recording_features(source: RecordingSource) -> tuple[np.ndarray, list[str]]:

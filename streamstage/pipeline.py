@@ -79,6 +79,16 @@ class StagingPipeline:
         """Feed samples ``(n_samples, n_channels)`` in µV; returns the epochs this chunk completed."""
         return [self._stage(epoch) for epoch in self.signal.push(chunk_uv, missing)]
 
+    def finish(self) -> list[StagedEpoch]:
+        """At the end of a recording, release the epoch still held back by the resampler's look-ahead.
+
+        The look-ahead is filled with held (missing-marked) samples, so an epoch that ended exactly with the
+        recording is staged rather than lost; a partial epoch stays unstaged.
+        """
+        n_pad = int(np.ceil(self.signal.delay_s * self.sfreq_in)) + 1
+        padding = np.full((n_pad, self.signal.n_channels), np.nan)
+        return self.push(padding, np.ones_like(padding, dtype=bool))
+
     def _stage(self, epoch: Epoch) -> StagedEpoch:
         started = time.perf_counter()
         probs = self.stager.push(epoch_features(epoch.data_uv), update_normalizer=epoch.quality.ok)

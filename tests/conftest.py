@@ -7,10 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 TESTS_DIR = Path(__file__).resolve().parent
 LOOPBACK_CFG = TESTS_DIR / "lsl_loopback.cfg"
 os.environ["LSLAPICFG"] = str(LOOPBACK_CFG)
+
+# The test tensors are tiny: a second intra-op thread only adds contention on a shared 2-core machine.
+torch.set_num_threads(1)
 
 SHARED_DATA = TESTS_DIR.parent.parent / "shared" / "data"
 

@@ -7,7 +7,6 @@ import itertools
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,15 +19,6 @@ from streamstage.model import Mamba, MambaCache, selective_scan, selective_scan_
 from streamstage.model import scan as scan_module
 
 TOL = 1e-5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These tensors are tiny: a second intra-op thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _randomised(model: Mamba, seed: int) -> Mamba:

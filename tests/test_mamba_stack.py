@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,15 +14,6 @@ from streamstage.errors import ConfigError, ModelError, ResumeError
 from streamstage.model import MambaStack, StackState, StreamingModel, bidirectional_reference
 
 TOL = 1e-5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """These tensors are tiny: a second intra-op thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.cache
