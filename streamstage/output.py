@@ -51,6 +51,30 @@ def _repair_partial_line(path: Path) -> None:
             handle.truncate(raw.rfind(b"\n") + 1)
 
 
+def check_night_folder(folder: Path, resume: bool = False) -> None:
+    """Refuse, before the night starts, a folder that holds a night already or cannot be written."""
+    folder = Path(folder)
+    if resume:
+        if not (folder / STATE_FILE).is_file():
+            raise OutputError(f"{folder} holds no resumable night (no {STATE_FILE}); check the path.")
+        return
+    if (folder / HYPNOGRAM_FILE).exists():
+        raise OutputError(
+            f"{folder} already holds a night; continue it with --resume {folder} "
+            "or choose another --out folder."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(
+            f"cannot write to the output folder {folder} ({error.strerror}); "
+            "choose a writable --out folder before the night starts."
+        ) from error
+
+
 class NightWriter:
     """Appends epochs and events to a night folder and keeps its resumable state."""
 
@@ -59,37 +83,15 @@ class NightWriter:
         self.hypnogram_path = self.folder / HYPNOGRAM_FILE
         self.events_path = self.folder / EVENTS_FILE
         self.state_path = self.folder / STATE_FILE
-        self._prepare(resume)
+        check_night_folder(self.folder, resume)
+        if resume:
+            for path in (self.hypnogram_path, self.events_path):
+                if path.is_file():
+                    _repair_partial_line(path)
         self._hypnogram: TextIO = open(self.hypnogram_path, "a", encoding="utf-8", newline="")  # noqa: SIM115
         self._events: TextIO = open(self.events_path, "a", encoding="utf-8")  # noqa: SIM115
         if self.hypnogram_path.stat().st_size == 0:
             self._write_line(self._hypnogram, ",".join(HYPNOGRAM_COLUMNS))
-
-    def _prepare(self, resume: bool) -> None:
-        if resume:
-            if not self.state_path.is_file():
-                raise OutputError(
-                    f"{self.folder} holds no resumable night (no {STATE_FILE}); check the path."
-                )
-            for path in (self.hypnogram_path, self.events_path):
-                if path.is_file():
-                    _repair_partial_line(path)
-            return
-        if self.hypnogram_path.exists():
-            raise OutputError(
-                f"{self.folder} already holds a night; continue it with --resume {self.folder} "
-                "or choose another --out folder."
-            )
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            probe = self.folder / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as error:
-            raise OutputError(
-                f"cannot write to the output folder {self.folder} ({error.strerror}); "
-                "choose a writable --out folder before the night starts."
-            ) from error
 
     @staticmethod
     def _write_line(handle: TextIO, line: str) -> None:

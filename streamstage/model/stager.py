@@ -24,7 +24,7 @@ class StagerConfig:
     channels: tuple[str, ...] = ("Fpz-Cz",)
     n_features: int = N_FEATURES
     d_model: int = 64
-    n_layers: int = 3
+    n_layers: int = 2
     d_state: int = 16
     d_conv: int = 4
     expand: int = 2

@@ -29,13 +29,13 @@ from streamstage.training.predict import predict_nights
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    crop_epochs: int = 384
-    batch_size: int = 16
-    max_steps: int = 1200
+    crop_epochs: int = 256
+    batch_size: int = 12
+    max_steps: int = 600
     learning_rate: float = 3e-3
     weight_decay: float = 1e-2
-    eval_every: int = 100
-    patience: int = 4
+    eval_every: int = 50
+    patience: int = 5
     feature_noise: float = 0.05
     class_weight_power: float = 0.5
 
@@ -136,7 +136,7 @@ def train_model(
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        running_loss += float(loss)
+        running_loss += float(loss.detach())
         if step % config.eval_every and step != config.max_steps:
             continue
         record: dict[str, Any] = {

@@ -1,0 +1,159 @@
+"""``streamstage run``: stage a live LSL EEG stream, all night, with the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from streamstage.config import add_arguments as add_config_arguments
+from streamstage.config import resolve_settings
+from streamstage.dashboard import Dashboard, DashboardState, EpochLogLine, use_live_dashboard
+from streamstage.live.loop import LiveLoop, LoopOptions, TruthReader
+from streamstage.live.session import NightSession, SessionOptions
+from streamstage.lsl.inlet import LslInlet
+from streamstage.lsl.options import add_stream_arguments, positive_seconds
+from streamstage.lsl.outlets import StageOutlets
+from streamstage.lsl.scope import configure_lsl
+from streamstage.model.checkpoint import load_model
+from streamstage.output import NightWriter, check_night_folder, default_night_folder
+from streamstage.records import StagedEpoch
+from streamstage.report import write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="stage a live LSL EEG stream in real time",
+        description="Stage a live EEG stream (any LSL source: Muse via muselsl, OpenBCI GUI, `streamstage "
+        "replay`) epoch by epoch. Every epoch is flushed to DIR/hypnogram.csv; DIR/state.npz lets "
+        "`--resume DIR` continue the night after a crash.",
+    )
+    add_stream_arguments(parser)
+    group = parser.add_argument_group("staging")
+    group.add_argument(
+        "--channel",
+        help="channel or derivation to stage, e.g. Fpz-Cz, AF7-TP9 or AF7 (default: the model's, "
+        "else the nearest frontal channel); comma-separated for a multi-channel model",
+    )
+    group.add_argument("--reference", help="reference subtracted from --channel, e.g. TP9")
+    group.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
+    group.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
+    group.add_argument("--resume", type=Path, metavar="DIR", help="continue the night saved in DIR")
+    group.add_argument("--truth-stream", metavar="NAME", help="Markers stream with ground-truth stages")
+    display = parser.add_argument_group("display and ending")
+    display.add_argument("--no-dashboard", action="store_true", help="one plain log line per epoch")
+    display.add_argument("--no-outlets", action="store_true", help="do not publish stages back to LSL")
+    display.add_argument("--no-report", action="store_true", help="skip the morning report at the end")
+    display.add_argument(
+        "--exit-after-lost",
+        type=positive_seconds,
+        metavar="S",
+        help="end the night when the stream has been gone S seconds (e.g. a finished replay)",
+    )
+    display.add_argument("--max-epochs", type=int, metavar="N", help="end after N epochs")
+    add_config_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve_settings(args)
+    stream = settings.stream
+    console = Console(stderr=True)
+    console.print(configure_lsl(args.lsl_scope))
+    model = load_model(args.model)
+    folder = _night_folder(args.resume, stream.get("out"))
+    check_night_folder(folder, resume=args.resume is not None)
+    console.print(f"looking for the stream ({_criteria(stream, args)}) ...")
+    inlet = LslInlet.open(
+        name=stream.get("name"),
+        type=stream.get("type"),
+        source_id=args.source_id,
+        timeout_s=args.resolve_timeout,
+        lost_after_s=args.lost_after,
+    )
+    channels = tuple(stream["channel"].split(",")) if stream.get("channel") else None
+    writer = NightWriter(folder, resume=args.resume is not None)
+    outlets = None if args.no_outlets else StageOutlets(inlet.layout.source_id or inlet.layout.name)
+    dashboard_state = DashboardState()
+    try:
+        session = NightSession(
+            model,
+            inlet.layout,
+            writer,
+            SessionOptions(channels, stream.get("reference"), settings),
+            sinks=(outlets,) if outlets else (),
+            dashboard=dashboard_state,
+        )
+        if args.resume:
+            session.resume(writer.load_state())
+        console.print(
+            f"staging {', '.join(session.montage.labels)} of '{inlet.layout.name}' "
+            f"({inlet.layout.sfreq_hz:g} Hz) with {model.source}; night folder {folder}"
+        )
+        truth = TruthReader.open(args.truth_stream, args.resolve_timeout) if args.truth_stream else None
+        loop = LiveLoop(
+            inlet,
+            session,
+            LoopOptions(args.exit_after_lost, args.max_epochs, replay_clock=settings.start_clock is not None),
+            truth,
+        )
+        _run_with_display(loop, session, dashboard_state, args.no_dashboard)
+    except KeyboardInterrupt:
+        console.print("stopped by Ctrl-C: everything staged is on disk.")
+    finally:
+        writer.close()
+        if outlets:
+            outlets.close()
+        inlet.close()
+    return _summarise(folder, console, write=not args.no_report)
+
+
+def _night_folder(resume: Path | None, out: str | Path | None) -> Path:
+    if resume is not None:
+        return Path(resume)
+    return Path(out) if out is not None else default_night_folder()
+
+
+def _criteria(stream: dict, args: argparse.Namespace) -> str:
+    given = {"name": stream.get("name"), "type": stream.get("type"), "source id": args.source_id}
+    return ", ".join(f"{k} {v}" for k, v in given.items() if v) or "type EEG"
+
+
+def _run_with_display(
+    loop: LiveLoop, session: NightSession, state: DashboardState, no_dashboard: bool
+) -> None:
+    console = Console()
+    if use_live_dashboard(console, no_dashboard):
+
+        def clock() -> datetime:
+            return (loop.options.replay_clock and session.wall_now()) or datetime.now().astimezone()
+
+        with Dashboard(state, console=console, clock=clock) as ui:
+            loop.on_refresh = ui.update
+            loop.run()
+        return
+    line = EpochLogLine()
+
+    def print_line(epoch: StagedEpoch) -> None:
+        truth = session.dashboard.truth[-1] if session.dashboard.has_truth else None
+        when = session.clock.wall(epoch.end_s) if session.clock else None
+        print(line.format(epoch, truth=truth if truth is None or truth >= 0 else None, when=when), flush=True)
+
+    loop.on_epoch = print_line
+    loop.run()
+
+
+def _summarise(folder: Path, console: Console, write: bool) -> int:
+    if not (folder / "hypnogram.csv").is_file():
+        return 0
+    if write:
+        report = write_report(folder)
+        print(report.summary, file=sys.stdout)
+        if report.note:
+            console.print(report.note)
+    console.print(f"night folder: {folder} (hypnogram.csv, events.jsonl, state.npz, summary.txt, report.png)")
+    return 0
