@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from streamstage import __version__
 from streamstage.errors import StreamstageError
 
-COMMAND_MODULES: tuple[str, ...] = ("run", "streams", "replay", "stage", "report", "train", "evaluate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "run",
+    "streams",
+    "replay",
+    "stage",
+    "report",
+    "train",
+    "evaluate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

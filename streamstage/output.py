@@ -115,12 +115,12 @@ class NightWriter:
         self._write_line(self._hypnogram, ",".join(row))
 
     def write_event(self, event: str, **fields: Any) -> None:
-        record = {
-            "event": event,
-            "logged_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-            **fields,
-        }
-        self._write_line(self._events, json.dumps(record, default=str))
+        self.write_record({"event": event, **fields})
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """One line of events.jsonl: a record with an ``event`` name, stamped with the time it was logged."""
+        stamped = {"logged_at": datetime.now().astimezone().isoformat(timespec="seconds"), **record}
+        self._write_line(self._events, json.dumps(stamped, default=str))
 
     def save_state(self, state: dict[str, Any]) -> None:
         save_state(self.state_path, state)

@@ -1,0 +1,1 @@
+"""The bundled sample recording used by ``streamstage demo`` (see its NOTICE file)."""

@@ -143,9 +143,9 @@ class NightSession:
             self._refresh_alarm_panel()
         for result in self.hooks.drain_results():
             record = result.to_dict()
-            self._event("hook", **record)
-            if not record.get("ok", True):
-                self.dashboard.log_event(f"hook {record.get('hook')} {record.get('status', 'failed')}")
+            self._guarded(self.writer.write_record, record)
+            if record["status"] != "ok":
+                self.dashboard.log_event(f"hook {record['hook']} {record['status']}: {record['detail']}")
 
     def wall_now(self) -> datetime | None:
         """Stream time of the latest sample, as wall-clock time."""
@@ -207,7 +207,7 @@ class NightSession:
             self.dashboard.log_event(message)
         for event in self.detector.update(epoch):
             if event.name in ("sleep_onset", "stage_change", "signal_lost", "signal_back"):
-                self._event(event.name, **event.to_dict())
+                self._guarded(self.writer.write_record, event.to_dict())
             self.hooks.dispatch(event)
         if self.alarm is not None:
             self._alarm_decisions(self.alarm.update(epoch))
@@ -215,7 +215,7 @@ class NightSession:
 
     def _alarm_decisions(self, decisions: list) -> None:
         for decision in decisions:
-            self._event("alarm_decision", **decision.to_dict())
+            self._guarded(self.writer.write_record, decision.to_dict())
             if decision.fired:
                 self.dashboard.log_event(f"alarm fired ({decision.kind}): {decision.detail}")
                 self.hooks.dispatch(Event.from_alarm(decision))
@@ -269,7 +269,7 @@ class NightSession:
                 self._deliver(epoch)
             self.save()
         for result in self.hooks.close():
-            self._event("hook", **result.to_dict())
+            self._guarded(self.writer.write_record, result.to_dict())
         self._event("night_ended", epochs=self.last_written_epoch + 1)
         return staged
 

@@ -16,6 +16,7 @@ import numpy as np
 from streamstage.errors import ChannelError, InputFileError
 from streamstage.io.edf import EdfRecording
 from streamstage.signal.units import scale_to_uv
+from streamstage.sim import SyntheticEEG
 
 UNIT_UV = "microvolts"
 """The unit string the XDF meta-data convention uses for µV."""
@@ -107,3 +108,19 @@ def _index(labels: Sequence[str], label: str) -> int:
         return list(labels).index(label)
     except ValueError:
         raise ChannelError(f"no channel {label!r}; the channels are: {', '.join(labels)}.") from None
+
+
+class SyntheticSource:
+    """A synthetic night (:mod:`streamstage.sim`) generated chunk by chunk while it is replayed."""
+
+    def __init__(self, eeg: SyntheticEEG, source_id: str = "streamstage-synthetic") -> None:
+        self.eeg = eeg
+        self.sfreq_hz = float(eeg.sfreq)
+        self.labels = tuple(eeg.ch_names)
+        self.units = (UNIT_UV,) * len(self.labels)
+        self.source_id = source_id
+
+    def iter_chunks(self, labels: Sequence[str], chunk_s: float) -> Iterator[np.ndarray]:
+        columns = [_index(self.labels, label) for label in labels]
+        for chunk in self.eeg.iter_chunks(chunk_s):
+            yield np.asarray(chunk, dtype=np.float64).T[:, columns]

@@ -28,7 +28,7 @@ def add_night_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def crop_to_sleep(features: np.ndarray, labels: np.ndarray, margin: int = WAKE_MARGIN_EPOCHS) -> slice:
+def crop_to_sleep(labels: np.ndarray, margin: int = WAKE_MARGIN_EPOCHS) -> slice:
     """The span from ``margin`` epochs before the first sleep epoch to ``margin`` after the last."""
     sleep = np.flatnonzero((labels > 0) & (labels <= 4))
     if not len(sleep):
@@ -50,7 +50,7 @@ def load_edf_nights(folder: Path, channels: list[str], console: Console | None =
         features, _ = recording_features(RecordingSource.open(pair.psg_path, channels))
         stages = read_hypnogram(pair.hypnogram_path).aligned_to(len(features), strict=False).stages
         labels = np.where(stages >= 0, stages, IGNORE_LABEL).astype(np.int64)
-        span = crop_to_sleep(features, labels)
+        span = crop_to_sleep(labels)
         nights.append(Night(f"{pair.subject:02d}", pair.night, features[span], labels[span]))
     return nights
 

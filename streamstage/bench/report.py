@@ -1,0 +1,250 @@
+"""Bench and soak results as tables: printed with Rich, and written as Markdown for docs/benchmarks.md.
+
+Each table is built once as plain strings (:class:`TableData`) and rendered either way, so the printed
+figures and the documented ones come from the same run and the same rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from streamstage.errors import OutputError
+
+
+@dataclass(frozen=True)
+class TableData:
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    caption: str = ""
+
+    def to_rich(self) -> Table:
+        table = Table(title=self.title, caption=self.caption or None)
+        for index, column in enumerate(self.columns):
+            table.add_column(column, justify="left" if index == 0 else "right")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def to_markdown(self) -> str:
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |"]
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(self.columns) - 1)) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        if self.caption:
+            lines += ["", self.caption]
+        return "\n".join(lines) + "\n"
+
+
+def ms(value: float) -> str:
+    """Milliseconds with about three significant digits."""
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def nbytes(value: float) -> str:
+    for unit, size in (("MiB", 1024**2), ("KiB", 1024)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def ratio(value: float) -> str:
+    return f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
+
+
+def hours(value: float) -> str:
+    return f"{value:g} h"
+
+
+def _median_p99(summary: dict[str, float]) -> str:
+    return f"{ms(summary['median_ms'])} / {ms(summary['p99_ms'])}"
+
+
+def machine_caption(machine: dict[str, Any]) -> str:
+    load = machine.get("load_average") or []
+    load_text = f", load average {load[0]:.1f} at start" if load else ""
+    return (
+        f"{machine['cpu']} ({machine['cpus_usable']} usable cores), torch {machine['torch']} "
+        f"with {machine['torch_threads']} thread(s){load_text}."
+    )
+
+
+def live_table(live: dict[str, Any]) -> TableData:
+    table = TableData(
+        "Live path per epoch (ms, median / p99)",
+        ("stream", "features", "Mamba step", "features + step", "model state", "RSS"),
+        caption=f"{live['model']}, {live['n_parameters']:,} parameters; last {live['window_epochs']} epochs "
+        "before each mark.",
+    )
+    for mark in live["marks"]:
+        table.rows.append(
+            (
+                hours(mark["hours"]),
+                _median_p99(mark["features_ms"]),
+                _median_p99(mark["step_ms"]),
+                _median_p99(mark["live_path_ms"]),
+                nbytes(mark["state_bytes"]),
+                f"{mark['rss_mb']:.0f} MiB",
+            )
+        )
+    return table
+
+
+def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, Any]]) -> TableData:
+    table = TableData(
+        "Mamba vs causal Transformer, per epoch (median ms, ratio to Mamba)",
+        ("stream", "Mamba step", "KV cache", "re-attend", "Mamba state", "KV cache held", "KV-run RSS"),
+        caption=f"Mamba {transformer['mamba_parameters']:,} parameters; Transformer "
+        f"{transformer['transformer_parameters']:,} (d_model {transformer['d_model']}, "
+        f"{transformer['n_layers']} layers, {transformer['n_heads']} heads, MLP {transformer['d_mlp']}). "
+        f"KV cache: every epoch stepped, last {transformer['window_epochs']} before each mark timed; "
+        f"re-attend: history loaded, {transformer['reattend_steps']} epochs timed at each mark.",
+    )
+    for row, kv in zip(comparison, transformer["kv_cache"], strict=True):
+        table.rows.append(
+            (
+                hours(row["hours"]),
+                ms(row["mamba_step_median_ms"]),
+                f"{ms(row['kv_cache_step_median_ms'])} ({ratio(row['kv_cache_time_ratio'])})",
+                f"{ms(row['reattend_step_median_ms'])} ({ratio(row['reattend_time_ratio'])})",
+                nbytes(row["mamba_state_bytes"]),
+                f"{nbytes(row['kv_cache_bytes'])} ({ratio(row['kv_cache_memory_ratio'])})",
+                f"{kv['rss_mb']:.0f} MiB",
+            )
+        )
+    return table
+
+
+def batching_table(batching: dict[str, Any]) -> TableData:
+    table = TableData(
+        "Many streams in one batched Mamba step (ms)",
+        ("streams", "batch median", "batch p99", "per stream median", "state (all streams)"),
+        caption=f"{batching['n_steps']} batched steps per size; model step only (features are per stream).",
+    )
+    for row in batching["rows"]:
+        table.rows.append(
+            (
+                str(row["streams"]),
+                ms(row["batch_ms"]["median_ms"]),
+                ms(row["batch_ms"]["p99_ms"]),
+                f"{row['per_stream_median_ms']:.3f}",
+                nbytes(row["state_bytes"]),
+            )
+        )
+    return table
+
+
+THROUGHPUT_PATHS = {
+    "file": "EDF -> streaming pipeline (stage_recording)",
+    "lsl": "LSL replay (max speed) -> inlet -> regularizer -> pipeline",
+    "yasa": "YASA SleepStaging (offline, EEG only, in memory)",
+}
+
+
+def throughput_table(results: dict[str, Any]) -> TableData:
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    if "file" in results:
+        file_row = results["file"]
+        verdict = "meets" if file_row["meets_target"] else "misses"
+        notes.append(f"The file pipeline {verdict} the {file_row['target_x_realtime']:,.0f}x target.")
+    for key, label in THROUGHPUT_PATHS.items():
+        row = results.get(key)
+        if row is None:
+            continue
+        if "skipped" in row:
+            rows.append((label, "-", "-", "skipped", "-"))
+            notes.append(row["skipped"])
+            continue
+        rows.append(
+            (
+                label,
+                hours(round(row["hours"], 2)),
+                f"{row['seconds']:.1f}",
+                f"{row['x_realtime']:,.0f}x",
+                str(row["epochs"]),
+            )
+        )
+    columns = ("path", "night", "seconds", "x real time", "epochs staged")
+    return TableData("Whole-night throughput", columns, rows, " ".join(notes))
+
+
+def profile_table(profile: dict[str, Any], path: str) -> TableData:
+    table = TableData(
+        f"Where the time goes: {path} (cProfile over {profile['hours']:g} h, by own time)",
+        ("function", "calls", "own s", "own share", "cumulative s"),
+        caption=f"{profile['total_s']:.2f} s profiled in all (cProfile slows Python-level calls).",
+    )
+    for entry in profile["top"]:
+        table.rows.append(
+            (
+                entry["function"],
+                str(entry["calls"]),
+                f"{entry['own_s']:.3f}",
+                f"{entry['own_share']:.0%}",
+                f"{entry['cumulative_s']:.3f}",
+            )
+        )
+    return table
+
+
+def bench_tables(results: dict[str, Any]) -> list[TableData]:
+    """Every table the results allow, in reading order."""
+    tables = []
+    if "live" in results:
+        tables.append(live_table(results["live"]))
+    if "comparison" in results:
+        tables.append(transformer_table(results["transformer"], results["comparison"]))
+    if "batching" in results:
+        tables.append(batching_table(results["batching"]))
+    if any(key in results for key in THROUGHPUT_PATHS):
+        tables.append(throughput_table(results))
+    for key in ("file", "lsl"):
+        if key in results:
+            tables.append(profile_table(results[key]["profile"], THROUGHPUT_PATHS[key]))
+    return tables
+
+
+def soak_table(soak: dict[str, Any]) -> TableData:
+    flat = soak["flatness"]
+    memory = "flat" if flat["memory_flat"] else "GROWS"
+    latency = "flat" if flat["latency_flat"] else "GROWS"
+    caption = (
+        f"RSS {flat['rss_first_mb']:.1f} -> {flat['rss_last_mb']:.1f} MiB after the first interval "
+        f"(slope {flat['rss_slope_mb_per_h']:+.3f} MiB/h): memory {memory}; median latency, last quarter "
+        f"over first quarter: {flat['latency_ratio']:.2f}: latency {latency}."
+    )
+    table = TableData(
+        f"Soak: {soak['hours']:g} h of synthetic EEG at {soak['sfreq_hz']:g} Hz through StagingPipeline",
+        ("stream", "epochs", "RSS", "median ms", "p99 ms", "x real time"),
+        caption=caption,
+    )
+    for row in soak["intervals"]:
+        table.rows.append(
+            (
+                hours(round(row["hours"], 3)),
+                str(row["epochs"]),
+                f"{row['rss_mb']:.1f} MiB",
+                ms(row["latency_ms"]["median_ms"]),
+                ms(row["latency_ms"]["p99_ms"]),
+                f"{row['x_realtime']:,.0f}x",
+            )
+        )
+    return table
+
+
+def write_results(folder: Path, stem: str, json_text: str, markdown: str) -> list[Path]:
+    """``folder/stem.json`` and ``folder/stem.md``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
+        for path, text in zip(paths, (json_text, markdown), strict=True):
+            path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise OutputError(f"cannot write the results to {folder} ({error}); pass another --out.") from error
+    return paths

