@@ -36,6 +36,8 @@ from streamstage.signal.units import scale_to_uv
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = 1
+IRREGULAR_GRID_HZ = 100.0
+"""An irregular-rate stream is interpolated onto this grid (the model rate)."""
 
 
 class EpochSink(Protocol):
@@ -72,7 +74,7 @@ class NightSession:
         self.hooks = HookDispatcher([build_hook(spec) for spec in self.settings.hooks])
         self.layout = layout
         self.montage, self._unit_factors = self._derive(layout)
-        self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz)
+        self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
         self.pipeline: StagingPipeline | None = None
         self.clock: ClockMap | None = None
         self.alarm: SmartAlarm | None = None
@@ -82,6 +84,7 @@ class NightSession:
         self.last_written_epoch = -1
         self.staged_count = 0
         self._units_warned = False
+        self._resumed_after_s: float | None = None
         self._rate_noticed = False
         self.dashboard.stream_name = layout.name
         self.dashboard.sfreq = layout.sfreq_hz
@@ -105,8 +108,12 @@ class NightSession:
         if self.pipeline is None:
             self._start(float(regular.times[0]))
         assert self.pipeline is not None
+        if self._resumed_after_s is not None:
+            self._mark_resume_gap(float(timestamps[0]))
         self.last_time_s = float(regular.times[-1])
-        derived = self.montage.apply(regular.samples * self._unit_factors)
+        raw_uv = regular.samples * self._unit_factors
+        raw_uv[~np.isfinite(raw_uv)] = np.nan  # Inf bursts become missing samples, like NaN ones
+        derived = self.montage.apply(raw_uv)
         missing = self.montage.apply(regular.missing.astype(np.float64)) != 0
         staged = self.pipeline.push(derived, missing | np.isnan(derived))
         self.dashboard.trace_uv = self.pipeline.signal.trace_uv
@@ -115,6 +122,15 @@ class NightSession:
         if staged:
             self.save()
         return staged
+
+    def _mark_resume_gap(self, first_time_s: float) -> None:
+        gap_s = first_time_s - (self._resumed_after_s or first_time_s)
+        message = f"resumed after a gap of {gap_s:.1f} s; the gap's samples are marked missing"
+        self._event(
+            "resume_gap", from_s=self._resumed_after_s, to_s=first_time_s, gap_s=gap_s, message=message
+        )
+        self.dashboard.log_event(message)
+        self._resumed_after_s = None
 
     def on_signal(self, ok: bool, message: str, layout: StreamLayout | None = None) -> None:
         """The inlet lost the stream or got it back (maybe with another channel layout)."""
@@ -133,7 +149,7 @@ class NightSession:
         except ChannelError as error:
             raise ChannelError(f"the stream came back without the staged channel: {error}") from error
         self.layout, self.montage, self._unit_factors = layout, montage, factors
-        self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz)
+        self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
         self._event("layout_changed", labels=list(layout.labels), sfreq=layout.sfreq_hz)
 
     def tick(self, now: datetime) -> None:
@@ -323,6 +339,7 @@ class NightSession:
             self.alarm.load_state_dict(state["alarm"])
             self._refresh_alarm_panel()
         self.last_time_s = state["last_time_s"]
+        self._resumed_after_s = self.last_time_s
         self.last_written_epoch = int(state["last_written_epoch"])
         self._event(
             "resumed",
