@@ -48,7 +48,7 @@ def load_edf_nights(folder: Path, channels: list[str], console: Console | None =
         if console:
             console.print(f"featurising {pair.psg_path.name} ...")
         features, _ = recording_features(RecordingSource.open(pair.psg_path, channels))
-        stages = read_hypnogram(pair.hypnogram_path).aligned_to(len(features), strict=False).stages
+        stages = read_hypnogram(pair.hypnogram_path).aligned_to(len(features), on_mismatch="fit").stages
         labels = np.where(stages >= 0, stages, IGNORE_LABEL).astype(np.int64)
         span = crop_to_sleep(labels)
         nights.append(Night(f"{pair.subject:02d}", pair.night, features[span], labels[span]))
