@@ -88,15 +88,31 @@ def epoch_features(epochs: np.ndarray, recipe: WelchRecipe = RECIPE) -> np.ndarr
     return np.concatenate([np.log(powers + LOG_EPS), relative], axis=-1).astype(np.float32)
 
 
+CAUSAL = "causal_running_mean"
+NIGHT_ZSCORE = "night_zscore"
+
+
 @dataclass(frozen=True)
 class NormalizerConfig:
     """Causal running mean of the log powers: a cumulative mean for the first ``horizon_epochs`` epochs,
-    then an exponential moving average over that horizon (120 epochs = 1 h)."""
+    then an exponential moving average over that horizon (120 epochs = 1 h).
+
+    ``method="night_zscore"`` z-scores every feature over the whole night instead: an offline reference
+    that measures what causality costs; such a model cannot run live.
+    """
 
     horizon_epochs: int = 120
+    method: str = CAUSAL
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "causal_running_mean", "horizon_epochs": self.horizon_epochs}
+        return {"method": self.method, "horizon_epochs": self.horizon_epochs}
+
+
+def zscore_night(features: np.ndarray) -> np.ndarray:
+    """Offline reference normalisation: each feature z-scored over the whole night ``(n, channels, 10)``."""
+    mean = features.mean(axis=0, keepdims=True)
+    std = features.std(axis=0, keepdims=True) + 1e-6
+    return ((features - mean) / std).astype(np.float32)
 
 
 class CausalNormalizer:

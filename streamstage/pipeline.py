@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamstage.features import CausalNormalizer, epoch_features
+from streamstage.errors import ModelError
+from streamstage.features import CAUSAL, CausalNormalizer, epoch_features
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stack import StackState
 from streamstage.records import StagedEpoch
@@ -30,6 +31,11 @@ class EpochStager:
     """
 
     def __init__(self, model: StagingModel) -> None:
+        if model.normalizer.method != CAUSAL or model.config.bidirectional:
+            raise ModelError(
+                f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
+                "and cannot stage a stream; use a causal model."
+            )
         self.model = model
         self.normalizer = CausalNormalizer(len(model.channels), model.normalizer)
         self.state: StackState = model.net.init_state(1)

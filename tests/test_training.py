@@ -220,3 +220,14 @@ def test_stage_command_errors_are_one_line(tmp_path, capsys):
     assert main(["stage", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("streamstage: error:") and err.count("\n") == 1
+
+
+def test_offline_reference_models_refuse_to_stream(tmp_path):
+    from streamstage.features import NIGHT_ZSCORE, NormalizerConfig
+    from streamstage.pipeline import EpochStager
+
+    net = StagingNet(StagerConfig(d_model=16, n_layers=1)).eval()
+    reference = StagingModel(net=net, normalizer=NormalizerConfig(method=NIGHT_ZSCORE))
+    save_model(reference, tmp_path / "ref.pt")
+    with pytest.raises(ModelError, match="offline reference"):
+        EpochStager(load_model(tmp_path / "ref.pt"))

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstage import STAGES
+from streamstage.features import CAUSAL, NIGHT_ZSCORE, NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.data import load_feature_nights
 from streamstage.training.protocols import SEDF20_SUBJECTS, cross_validate
@@ -36,7 +37,10 @@ def main() -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOL_FOLDS), default="sedf20")
     parser.add_argument("--folds", type=int, help="override the protocol's number of folds")
     parser.add_argument("--channels", nargs="+", default=["Fpz-Cz"])
-    parser.add_argument("--bidirectional", action="store_true")
+    parser.add_argument("--bidirectional", action="store_true", help="offline reference: sees the future")
+    parser.add_argument(
+        "--night-zscore", action="store_true", help="offline reference: whole-night z-scored features"
+    )
     parser.add_argument("--max-steps", type=int, default=TrainConfig.max_steps)
     parser.add_argument("--d-model", type=int, default=StagerConfig.d_model)
     parser.add_argument("--layers", type=int, default=StagerConfig.n_layers)
@@ -68,11 +72,13 @@ def main() -> None:
             f"({record['steps']} steps, {time.perf_counter() - started:.0f} s)"
         )
 
-    result = cross_validate(nights, n_folds, stager_config, train_config, on_fold=show)
+    normalizer = NormalizerConfig(method=NIGHT_ZSCORE if args.night_zscore else CAUSAL)
+    result = cross_validate(nights, n_folds, stager_config, train_config, normalizer, on_fold=show)
     result.update(
         protocol=args.protocol,
         channels=args.channels,
-        causal=not args.bidirectional,
+        causal=not (args.bidirectional or args.night_zscore),
+        normalization=normalizer.to_dict(),
         n_nights=len(nights),
         n_subjects=len({n.subject for n in nights}),
         stager_config=stager_config.to_dict(),
@@ -84,7 +90,9 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2))
     pooled = result["pooled"]
     table = Table(
-        title=f"{args.protocol} {'bidirectional' if args.bidirectional else 'causal'} {n_folds}-fold"
+        title=f"{args.protocol} {n_folds}-fold, "
+        + ("bidirectional" if args.bidirectional else "causal")
+        + (", whole-night z-score" if args.night_zscore else "")
     )
     for column in ("Acc", "MF1", "kappa", *(f"F1 {s}" for s in STAGES)):
         table.add_column(column, justify="right")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from streamstage.errors import ModelError
-from streamstage.features import RECIPE, NormalizerConfig
+from streamstage.features import CAUSAL, RECIPE, NormalizerConfig
 from streamstage.model.stager import StagerConfig, StagingNet
 
 FORMAT = "streamstage-model"
@@ -112,7 +112,10 @@ def load_model(path: Path | str | None = None) -> StagingModel:
     except RuntimeError as error:
         raise ModelError(f"{source}: weights do not fit its own config ({error}).") from error
     net.eval()
-    normalizer = NormalizerConfig(horizon_epochs=int(payload["normalizer"]["horizon_epochs"]))
+    normalizer = NormalizerConfig(
+        horizon_epochs=int(payload["normalizer"]["horizon_epochs"]),
+        method=str(payload["normalizer"].get("method", CAUSAL)),
+    )
     return StagingModel(
         net=net, normalizer=normalizer, training=dict(payload.get("training", {})), source=source
     )

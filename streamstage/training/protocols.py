@@ -4,11 +4,11 @@ model, pool every held-out epoch into one confusion matrix (the convention of th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from streamstage.features import NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.data import Night, subject_folds, subjects_of
 from streamstage.training.metrics import StagingScores
@@ -32,6 +32,7 @@ def cross_validate(
     n_folds: int,
     stager_config: StagerConfig,
     train_config: TrainConfig,
+    normalizer: NormalizerConfig | None = None,
     val_fraction: float = 0.1,
     on_fold: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def cross_validate(
         test = [n for n in nights if n.subject in test_subjects]
         rest = [n for n in nights if n.subject not in test_subjects]
         train, val = split_validation(rest, val_fraction, seed=train_config.seed + fold_index)
-        model, history = train_model(train, val, stager_config, replace(train_config, seed=train_config.seed))
+        model, history = train_model(train, val, stager_config, train_config, normalizer)
         scores = evaluate_prepared(model.net, prepare_nights(test, model.normalizer))
         pooled += scores.confusion
         record = {

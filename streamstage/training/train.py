@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamstage.features import CausalNormalizer, NormalizerConfig
+from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, NormalizerConfig, zscore_night
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.training.data import IGNORE_LABEL, Night
@@ -49,15 +49,15 @@ class PreparedNight:
     labels: np.ndarray
 
 
+def normalise_night(features: np.ndarray, normalizer: NormalizerConfig) -> np.ndarray:
+    """Causally, as the live pipeline does epoch by epoch (or whole-night z-scores, the offline reference)."""
+    if normalizer.method == NIGHT_ZSCORE:
+        return zscore_night(features)
+    return CausalNormalizer(features.shape[1], normalizer).transform_night(features)
+
+
 def prepare_nights(nights: Sequence[Night], normalizer: NormalizerConfig) -> list[PreparedNight]:
-    """Normalise each night causally, as the live pipeline does epoch by epoch."""
-    return [
-        PreparedNight(
-            CausalNormalizer(night.features.shape[1], normalizer).transform_night(night.features),
-            night.labels.astype(np.int64),
-        )
-        for night in nights
-    ]
+    return [PreparedNight(normalise_night(n.features, normalizer), n.labels.astype(np.int64)) for n in nights]
 
 
 def class_weights(nights: Sequence[PreparedNight], n_classes: int, power: float) -> torch.Tensor:
