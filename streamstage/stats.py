@@ -167,14 +167,26 @@ def agreement(predicted: ArrayLike, truth: ArrayLike) -> Agreement:
             f"the predicted hypnogram has {pred.size} epochs but the reference has {true.size}: "
             "align both to the same epochs"
         )
-    n_stages = len(STAGES)
     both = (pred >= 0) & (true >= 0)
-    confusion = np.bincount(true[both] * n_stages + pred[both], minlength=n_stages**2)
-    confusion = confusion.reshape(n_stages, n_stages)
+    confusion = confusion_matrix(true[both], pred[both])
     n = int(both.sum())
     if n == 0:
         return Agreement(0, None, None, confusion)
+    return Agreement(n, int(np.trace(confusion)) / n, cohen_kappa(confusion), confusion)
+
+
+def confusion_matrix(truth: ArrayLike, predicted: ArrayLike, n_classes: int = len(STAGES)) -> np.ndarray:
+    """Counts ``[true, predicted]``; epochs whose truth is outside ``0..n_classes-1`` are ignored."""
+    true = np.asarray(truth).ravel().astype(np.int64)
+    pred = np.asarray(predicted).ravel().astype(np.int64)
+    keep = (true >= 0) & (true < n_classes)
+    flat = true[keep] * n_classes + pred[keep]
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def cohen_kappa(confusion: np.ndarray) -> float | None:
+    """Cohen's kappa of a confusion matrix; None where it is 0/0 (one class only, in both raters)."""
+    n = int(confusion.sum())
     observed = int(np.trace(confusion))
     chance = int(confusion.sum(axis=0) @ confusion.sum(axis=1))  # n^2 times the chance agreement
-    kappa = None if chance == n * n else (observed * n - chance) / (n * n - chance)
-    return Agreement(n, observed / n, kappa, confusion)
+    return None if chance == n * n else (observed * n - chance) / (n * n - chance)

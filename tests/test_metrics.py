@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamstage.training.metrics import confusion_matrix, score
+from streamstage.stats import confusion_matrix
+from streamstage.training.metrics import score
 
 
 def test_confusion_ignores_unlabelled_epochs():

@@ -1,4 +1,4 @@
-"""Epoch-wise agreement metrics from a confusion matrix (the field's standard set)."""
+"""Epoch-wise agreement metrics from a confusion matrix (the field's standard set) for evaluation."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ from typing import Any
 import numpy as np
 
 from streamstage import STAGES
+from streamstage.stats import cohen_kappa, confusion_matrix
 
 N_STAGES = len(STAGES)
-
-
-def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int = N_STAGES) -> np.ndarray:
-    """Counts ``[true, predicted]``; epochs whose truth is outside ``0..n_classes-1`` are ignored."""
-    truth = np.asarray(truth).ravel()
-    predicted = np.asarray(predicted).ravel()
-    keep = (truth >= 0) & (truth < n_classes)
-    flat = truth[keep].astype(np.int64) * n_classes + predicted[keep].astype(np.int64)
-    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 @dataclass(frozen=True)
@@ -48,12 +40,9 @@ class StagingScores:
 
     @property
     def kappa(self) -> float:
-        total = self.confusion.sum()
-        if not total:
-            return float("nan")
-        observed = np.trace(self.confusion) / total
-        expected = float((self.confusion.sum(axis=0) * self.confusion.sum(axis=1)).sum()) / total**2
-        return float((observed - expected) / (1 - expected)) if expected < 1 else 1.0
+        """Cohen's kappa; NaN where undefined (no epochs, or one class only in both)."""
+        kappa = cohen_kappa(self.confusion) if self.confusion.sum() else None
+        return float("nan") if kappa is None else float(kappa)
 
     def to_dict(self) -> dict[str, Any]:
         return {

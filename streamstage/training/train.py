@@ -21,8 +21,9 @@ from torch import nn
 from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, NormalizerConfig, zscore_night
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stager import StagerConfig, StagingNet
+from streamstage.stats import confusion_matrix
 from streamstage.training.data import IGNORE_LABEL, Night
-from streamstage.training.metrics import StagingScores, confusion_matrix
+from streamstage.training.metrics import StagingScores
 from streamstage.training.predict import predict_nights
 
 
