@@ -22,12 +22,14 @@ def model() -> StagingModel:
     return StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=2)).eval(), source="tiny test net")
 
 
-def _row(hours: float, rss_mb: float, median_ms: float) -> dict:
+def _row(hours: float, rss_mb: float, median_ms: float, cpu_ms: float = 2.0) -> dict:
+    latency = {"median_ms": median_ms, "p99_ms": 2 * median_ms}
     return {
         "hours": hours,
         "epochs": 120,
         "rss_mb": rss_mb,
-        "latency_ms": {"median_ms": median_ms, "p99_ms": 1.0},
+        "latency_ms": latency,
+        "cpu_ms_per_epoch": cpu_ms,
     }
 
 
@@ -41,6 +43,7 @@ def test_soak_rows_cover_the_stream(model: StagingModel) -> None:
     assert sum(row["stream_s"] for row in rows) == pytest.approx(360.0)
     for row in rows:
         assert row["rss_mb"] > 10 and row["pipeline_s"] > 0 and row["x_realtime"] > 0
+        assert row["cpu_ms_per_epoch"] > 0
         if row["epochs"]:
             assert 0 < row["latency_ms"]["median_ms"] <= row["latency_ms"]["p99_ms"]
     assert {"memory_flat", "latency_flat", "rss_slope_mb_per_h"} <= set(result["flatness"])
@@ -62,19 +65,26 @@ def test_soak_refuses_an_unknown_montage(model: StagingModel) -> None:
 def test_flatness_accepts_a_flat_run() -> None:
     rows = [_row(hour, 300.0 + 0.1 * (hour % 2), 3.0) for hour in range(1, 9)]
     verdict = flatness(rows)
-    assert verdict["memory_flat"] and verdict["latency_flat"]
+    assert verdict["memory_flat"] and verdict["latency_flat"] and verdict["cpu_flat"]
     assert verdict["latency_ratio"] == pytest.approx(1.0)
     assert abs(verdict["rss_slope_mb_per_h"]) < 0.05
 
 
 def test_flatness_flags_growing_memory_and_latency() -> None:
-    rows = [_row(hour, 300.0 + 2.0 * hour, 3.0 * hour) for hour in range(1, 9)]
+    rows = [_row(hour, 300.0 + 2.0 * hour, 3.0 * hour, cpu_ms=2.0 * hour) for hour in range(1, 9)]
     verdict = flatness(rows)
     assert verdict["rss_growth_mb"] == pytest.approx(14.0)
     assert verdict["rss_growth_mb"] > RSS_TOLERANCE_MB
     assert verdict["rss_slope_mb_per_h"] == pytest.approx(2.0)
     assert not verdict["memory_flat"]
     assert verdict["latency_ratio"] > LATENCY_TOLERANCE and not verdict["latency_flat"]
+    assert verdict["cpu_ratio"] == pytest.approx(15 / 3) and not verdict["cpu_flat"]
+
+
+def test_flatness_tells_a_busier_machine_from_more_work() -> None:
+    rows = [_row(hour, 300.0, 2.0 if hour < 5 else 3.0, cpu_ms=1.5) for hour in range(1, 9)]
+    verdict = flatness(rows)
+    assert not verdict["latency_flat"] and verdict["cpu_flat"]
 
 
 def test_soak_tool_writes_its_json(tmp_path: Path) -> None:

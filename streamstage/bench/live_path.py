@@ -39,6 +39,7 @@ def bench_live_path(
 
     return {
         "model": model.source,
+        "config": model.config.to_dict(),
         "n_parameters": model.n_parameters(),
         "window_epochs": window,
         "marks": at_marks(step, marks_epochs, window, snapshot),

@@ -78,8 +78,8 @@ def live_table(live: dict[str, Any]) -> TableData:
     table = TableData(
         "Live path per epoch (ms, median / p99)",
         ("stream", "features", "Mamba step", "features + step", "model state", "RSS"),
-        caption=f"{live['model']}, {live['n_parameters']:,} parameters; last {live['window_epochs']} epochs "
-        "before each mark.",
+        caption=f"{live['model']}: d_model {live['config']['d_model']}, {live['config']['n_layers']} Mamba "
+        f"layers, {live['n_parameters']:,} parameters; last {live['window_epochs']} epochs before each mark.",
     )
     for mark in live["marks"]:
         table.rows.append(
@@ -210,18 +210,24 @@ def bench_tables(results: dict[str, Any]) -> list[TableData]:
     return tables
 
 
+def _verdict(flat: bool) -> str:
+    return "flat" if flat else "GROWS"
+
+
 def soak_table(soak: dict[str, Any]) -> TableData:
     flat = soak["flatness"]
-    memory = "flat" if flat["memory_flat"] else "GROWS"
-    latency = "flat" if flat["latency_flat"] else "GROWS"
+
     caption = (
-        f"RSS {flat['rss_first_mb']:.1f} -> {flat['rss_last_mb']:.1f} MiB after the first interval "
-        f"(slope {flat['rss_slope_mb_per_h']:+.3f} MiB/h): memory {memory}; median latency, last quarter "
-        f"over first quarter: {flat['latency_ratio']:.2f}: latency {latency}."
+        f"RSS {flat['rss_first_mb']:.1f} MiB at the end of the first interval, {flat['rss_last_mb']:.1f} MiB "
+        f"at the end (slope {flat['rss_slope_mb_per_h']:+.3f} MiB/h): "
+        f"memory {_verdict(flat['memory_flat'])}. "
+        f"Last quarter over first quarter: median latency {flat['latency_ratio']:.2f} "
+        f"({_verdict(flat['latency_flat'])}), CPU time per epoch {flat['cpu_ratio']:.2f} "
+        f"({_verdict(flat['cpu_flat'])})."
     )
     table = TableData(
         f"Soak: {soak['hours']:g} h of synthetic EEG at {soak['sfreq_hz']:g} Hz through StagingPipeline",
-        ("stream", "epochs", "RSS", "median ms", "p99 ms", "x real time"),
+        ("stream", "epochs", "RSS", "median ms", "p99 ms", "CPU ms/epoch", "x real time"),
         caption=caption,
     )
     for row in soak["intervals"]:
@@ -232,6 +238,7 @@ def soak_table(soak: dict[str, Any]) -> TableData:
                 f"{row['rss_mb']:.1f} MiB",
                 ms(row["latency_ms"]["median_ms"]),
                 ms(row["latency_ms"]["p99_ms"]),
+                ms(row["cpu_ms_per_epoch"]),
                 f"{row['x_realtime']:,.0f}x",
             )
         )

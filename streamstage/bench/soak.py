@@ -50,12 +50,13 @@ def soak(
     interval_samples = round(interval_h * 3600 * sfreq_hz)
     rows: list[dict[str, Any]] = []
     latencies: list[float] = []
-    wall_s, samples, interval_start, started = 0.0, 0, 0, time.perf_counter()
+    wall_s, cpu_s, samples, interval_start, started = 0.0, 0.0, 0, 0, time.perf_counter()
     for chunk in eeg.iter_chunks(chunk_s):
         derived = (signs @ chunk[columns])[:, None]
-        pushed = time.perf_counter()
+        pushed, pushed_cpu = time.perf_counter(), time.thread_time()
         latencies.extend(epoch.latency_s for epoch in pipeline.push(derived))
         wall_s += time.perf_counter() - pushed
+        cpu_s += time.thread_time() - pushed_cpu
         samples += chunk.shape[1]
         if samples >= (len(rows) + 1) * interval_samples or samples == eeg.n_samples:
             stream_s = (samples - interval_start) / sfreq_hz
@@ -66,11 +67,12 @@ def soak(
                 "rss_mb": rss_bytes() / MB,
                 "latency_ms": latency_summary(latencies),
                 "pipeline_s": wall_s,
+                "cpu_ms_per_epoch": 1e3 * cpu_s / max(len(latencies), 1),
                 "x_realtime": stream_s / max(wall_s, 1e-9),
             }
             rows.append(row)
             on_interval(row)
-            latencies, wall_s, interval_start = [], 0.0, samples
+            latencies, wall_s, cpu_s, interval_start = [], 0.0, 0.0, samples
     return {
         "model": model.source,
         "hours": hours,
@@ -88,16 +90,20 @@ def soak(
 
 def flatness(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Memory and latency growth over the soak: last interval vs first (memory), last quarter of the
-    intervals vs first quarter (median latency), and the least-squares RSS slope, first interval left out
-    of the slope where there are enough."""
+    intervals vs first quarter (median latency, and CPU time per epoch), and the least-squares RSS slope,
+    first interval left out of the slope where there are enough.
+
+    Wall-clock latency also moves with whatever else the machine runs; the pipeline thread's CPU time per
+    epoch moves far less with it, so on a shared machine it is the better witness of growth in the work.
+    """
     fitted = rows[1:] if len(rows) > 2 else rows
     rss = np.array([row["rss_mb"] for row in fitted])
     x_h = np.array([row["hours"] for row in fitted])
     slope = float(np.polyfit(x_h, rss, 1)[0]) if len(fitted) > 1 else 0.0
-    quarter = max(1, len(rows) // 4)
-    medians = [row["latency_ms"]["median_ms"] for row in rows if row["epochs"]]
-    first_ms = float(np.median(medians[:quarter])) if medians else float("nan")
-    last_ms = float(np.median(medians[-quarter:])) if medians else float("nan")
+    latency_first_ms, latency_last_ms = _quarters(
+        [row["latency_ms"]["median_ms"] for row in rows if row["epochs"]]
+    )
+    cpu_first_ms, cpu_last_ms = _quarters([row["cpu_ms_per_epoch"] for row in rows if row["epochs"]])
     growth_mb = rows[-1]["rss_mb"] - rows[0]["rss_mb"]
     return {
         "rss_first_mb": rows[0]["rss_mb"],
@@ -105,10 +111,22 @@ def flatness(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_growth_mb": growth_mb,
         "rss_slope_mb_per_h": slope,
         "memory_flat": growth_mb < RSS_TOLERANCE_MB,
-        "latency_first_median_ms": first_ms,
-        "latency_last_median_ms": last_ms,
-        "latency_ratio": last_ms / first_ms,
-        "latency_flat": bool(last_ms / first_ms < LATENCY_TOLERANCE),
+        "latency_first_median_ms": latency_first_ms,
+        "latency_last_median_ms": latency_last_ms,
+        "latency_ratio": latency_last_ms / latency_first_ms,
+        "latency_flat": bool(latency_last_ms / latency_first_ms < LATENCY_TOLERANCE),
+        "cpu_first_ms_per_epoch": cpu_first_ms,
+        "cpu_last_ms_per_epoch": cpu_last_ms,
+        "cpu_ratio": cpu_last_ms / cpu_first_ms,
+        "cpu_flat": bool(cpu_last_ms / cpu_first_ms < LATENCY_TOLERANCE),
         "rss_tolerance_mb": RSS_TOLERANCE_MB,
         "latency_tolerance": LATENCY_TOLERANCE,
     }
+
+
+def _quarters(values: list[float]) -> tuple[float, float]:
+    """Median of the first and of the last quarter of ``values`` (at least one value each)."""
+    if not values:
+        return float("nan"), float("nan")
+    quarter = max(1, len(values) // 4)
+    return float(np.median(values[:quarter])), float(np.median(values[-quarter:]))

@@ -7,6 +7,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
 from streamstage.config import add_arguments as add_config_arguments
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     settings = resolve_settings(args)
     stream = settings.stream
     console = Console(stderr=True)

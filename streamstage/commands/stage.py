@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
 from streamstage.model.checkpoint import load_model
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     console = Console(stderr=True)
     model = load_model(args.model)
     channels = args.channel or list(model.channels)
