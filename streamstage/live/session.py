@@ -114,14 +114,23 @@ class NightSession:
         raw_uv = regular.samples * self._unit_factors
         raw_uv[~np.isfinite(raw_uv)] = np.nan  # Inf bursts become missing samples, like NaN ones
         derived = self.montage.apply(raw_uv)
-        missing = self.montage.apply(regular.missing.astype(np.float64)) != 0
-        staged = self.pipeline.push(derived, missing | np.isnan(derived))
+        staged = self.pipeline.push(derived, self._derived_missing(regular.missing) | np.isnan(derived))
         self.dashboard.trace_uv = self.pipeline.signal.trace_uv
         for epoch in staged:
             self._deliver(epoch)
         if staged:
             self.save()
         return staged
+
+    def _derived_missing(self, missing: np.ndarray) -> np.ndarray:
+        """A derived sample is missing when either of its source samples is."""
+        columns = []
+        for derivation in self.montage.derivations:
+            column = missing[:, derivation.positive]
+            if derivation.reference is not None:
+                column = column | missing[:, derivation.reference]
+            columns.append(column)
+        return np.stack(columns, axis=1)
 
     def _mark_resume_gap(self, first_time_s: float) -> None:
         gap_s = first_time_s - (self._resumed_after_s or first_time_s)
