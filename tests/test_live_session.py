@@ -243,3 +243,37 @@ def test_resume_continues_the_night_and_marks_the_gap(model, muse_night, tmp_pat
     assert [int(r[0]) for r in _rows(folder)] == list(range(len(HYPNOGRAM)))
     gap = [e for e in _events(folder) if e["event"] == "resume_gap"]
     assert len(gap) == 1 and gap[0]["gap_s"] > 19
+
+
+class _ScriptedInlet:
+    """Plays chunks and events to the live loop as an LSL inlet would, then reports the stream lost."""
+
+    def __init__(self, items: list) -> None:
+        self.items = list(items)
+        self.lost = False
+
+    def poll(self, timeout_s: float = 0.1):
+        if self.items:
+            return self.items.pop(0)
+        self.lost = True
+        return None
+
+
+def test_a_bad_chunk_costs_that_chunk_not_the_night(model, muse_night, tmp_path):
+    from streamstage.live.loop import LiveLoop, LoopOptions
+    from streamstage.lsl.inlet import StreamChunk
+
+    folder = tmp_path / "night"
+    session = _session(model, folder)
+    times = 1000.0 + np.arange(len(muse_night)) / SFREQ
+    half = len(muse_night) // 2
+    items = [
+        StreamChunk(muse_night[:half], times[:half]),
+        StreamChunk(muse_night[half : half + 10], times[half : half + 3]),  # garbage: 10 rows, 3 stamps
+        StreamChunk(muse_night[half:], times[half:]),
+    ]
+    loop = LiveLoop(_ScriptedInlet(items), session, LoopOptions(exit_after_lost_s=0.0))
+    loop.run()
+    assert [int(r[0]) for r in _rows(folder)] == list(range(len(HYPNOGRAM)))
+    errors = [e for e in _events(folder) if e["event"] == "chunk_error"]
+    assert len(errors) == 1 and "ValueError" in errors[0]["error"]

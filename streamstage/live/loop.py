@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from streamstage.errors import StreamstageError
 from streamstage.live.session import NightSession
 from streamstage.lsl.inlet import SIGNAL_BACK, LslInlet, StreamChunk, StreamEvent
 from streamstage.records import StagedEpoch
@@ -93,7 +94,7 @@ class LiveLoop:
         if self.truth is not None:
             self.truth.drain(self.session)
         if isinstance(item, StreamChunk):
-            for epoch in self.session.on_chunk(item.samples, item.timestamps):
+            for epoch in self._stage(item):
                 self._show(epoch)
         elif isinstance(item, StreamEvent):
             back = item.kind == SIGNAL_BACK
@@ -104,6 +105,16 @@ class LiveLoop:
         self.session.tick(self._now())
         if self.on_refresh:
             self.on_refresh()
+
+    def _stage(self, chunk: StreamChunk) -> list[StagedEpoch]:
+        """Stage one chunk; an unexpected failure costs that chunk (logged, shown), never the night."""
+        try:
+            return self.session.on_chunk(chunk.samples, chunk.timestamps)
+        except StreamstageError:
+            raise  # an expected stop (the staged channel is gone) has its own clear message
+        except Exception as error:
+            self.session.record_error("chunk_error", error)
+            return []
 
     def _now(self) -> datetime:
         stream_now = self.session.wall_now() if self.options.replay_clock else None

@@ -12,6 +12,7 @@ on; only a stream whose wanted channel is gone stops it, with a message saying s
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -282,8 +283,16 @@ class NightSession:
         try:
             action(*args, **kwargs)
         except Exception as error:  # a sink must never end the night
-            log.exception("a sink failed")
-            self.dashboard.log_event(f"sink error: {error}")
+            self.record_error("sink_error", error)
+
+    def record_error(self, kind: str, error: BaseException) -> None:
+        """Log a failure that the night survives: to the log, events.jsonl (if writable) and the dashboard."""
+        log.error("%s: %s", kind, error, exc_info=error)
+        self.dashboard.log_event(f"{kind}: {error}")
+        try:
+            self.writer.write_event(kind, error=repr(error), traceback=traceback.format_exception(error)[-3:])
+        except Exception:
+            log.exception("events.jsonl is not writable")
 
     def close(self) -> list[StagedEpoch]:
         """End of the night: release the last held-back epoch, flush hooks, save the state."""
