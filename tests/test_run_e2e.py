@@ -279,3 +279,23 @@ def test_demo_ends_by_itself_with_staged_epochs(tmp_path):
     rows = _rows(tmp_path / "demo")
     assert len(rows) >= 45  # 25 minutes of nap: 50 epochs
     assert "night folder" in err and (tmp_path / "demo" / "summary.txt").is_file()
+
+
+def test_ctrl_c_stops_cleanly_with_files_flushed_and_a_summary(night_uv, tmp_path):
+    name = f"sigint-{uuid.uuid4().hex[:8]}"
+    replay = _replay(night_uv.astype(np.float32), 10.0, name)
+    folder = tmp_path / "night"
+    run = _streamstage(
+        "run", "--name", name, "--out", str(folder), "--no-dashboard", "--resolve-timeout", "20"
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (not (folder / "hypnogram.csv").exists() or len(_rows(folder)) < 3):
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    replay.stop()
+    replay.join()
+    assert run.returncode == 0, err
+    assert "stopped by Ctrl-C" in err and "streamstage night report" in out
+    assert len(_rows(folder)) >= 3 and (folder / "summary.txt").is_file()
+    assert _events(folder)[-1]["event"] == "night_ended"
