@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from streamstage.commands import run as run_command
+from streamstage.commands.replay import replay_speed
 from streamstage.io.hypnogram import Hypnogram, read_hypnogram
 from streamstage.lsl.scope import LOOPBACK_CFG
 from streamstage.lsl.sources import EdfSource, SampleSource, SyntheticSource
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--speed",
-        type=float,
+        type=replay_speed,
         help=f"replay speed (default {SAMPLE_SPEED:g}x, synthetic {SYNTHETIC_SPEED:g}x)",
     )
     parser.add_argument("--synthetic", action="store_true", help="a whole synthetic night with ground truth")
@@ -73,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
     source: SampleSource
     if args.synthetic:
         source, truth = synthetic_night()
-        speed = args.speed or SYNTHETIC_SPEED
+        speed = SYNTHETIC_SPEED if args.speed is None else args.speed
         run_argv += ["--truth-stream", f"{name}-stages", "--start-clock", SYNTHETIC_START_CLOCK]
         run_argv += ["--alarm", SYNTHETIC_ALARM]
     else:
         source, truth = EdfSource(bundled(SAMPLE_EDF)), None
-        speed = args.speed or SAMPLE_SPEED
+        speed = SAMPLE_SPEED if args.speed is None else args.speed
         run_argv += ["--channel", SAMPLE_CHANNEL]
     run_argv += ["--no-dashboard"] if args.no_dashboard else []
     run_argv += ["--out", str(args.out)] if args.out else []

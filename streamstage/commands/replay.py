@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("file", type=Path, help="EDF or BDF recording")
     parser.add_argument(
         "--speed",
-        type=_speed,
+        type=replay_speed,
         default=1.0,
         help="1 = real time (default), 60 = an hour a minute, max (or 0) = as fast as possible; a consumer "
         "that falls more than 6 minutes of recording behind loses samples",
@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _speed(text: str) -> float:
+def replay_speed(text: str) -> float:
+    """An argparse type: a replay speed factor, or max (0) for as fast as possible."""
     if text.strip().lower() in ("max", "0"):
         return 0.0
     try:
