@@ -196,14 +196,14 @@ def test_replay_command_publishes_the_file_and_its_hypnogram(tmp_path, capsys) -
 
 @pytest.mark.parametrize(("text", "speed"), [("max", 0.0), ("0", 0.0), ("60", 60.0), ("1.5", 1.5)])
 def test_speed_option(text: str, speed: float) -> None:
-    from streamstage.commands.replay import _speed
+    from streamstage.commands.replay import replay_speed
 
-    assert _speed(text) == speed
+    assert replay_speed(text) == speed
 
 
 @pytest.mark.parametrize("text", ["-2", "fast"])
 def test_bad_speed_is_refused(text: str) -> None:
-    from streamstage.commands.replay import _speed
+    from streamstage.commands.replay import replay_speed
 
     with pytest.raises(argparse.ArgumentTypeError):
-        _speed(text)
+        replay_speed(text)
