@@ -43,8 +43,7 @@ def test_the_example_config_is_complete_and_its_hooks_build() -> None:
         "type": "EEG",
         "channel": "AF7",
         "reference": "TP9",
-        "out": "nights",
-    }
+    }  # no `out`: each night gets a new dated folder unless one is named
     alarm = resolved.alarm
     assert alarm is not None
     assert (alarm.time, alarm.window_s, alarm.light_stages, alarm.consecutive) == (time(7), 1800, (1, 2), 2)
