@@ -53,7 +53,7 @@ def _streamstage(*args: str, **kwargs) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONFAULTHANDLER": "1"},
         **kwargs,
     )
 
@@ -292,7 +292,12 @@ def test_ctrl_c_stops_cleanly_with_files_flushed_and_a_summary(night_uv, tmp_pat
     while time.monotonic() < deadline and (not (folder / "hypnogram.csv").exists() or len(_rows(folder)) < 3):
         time.sleep(0.2)
     run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=60)
+    try:
+        out, err = run.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGABRT)  # faulthandler prints where every thread hangs
+        out, err = run.communicate()
+        pytest.fail(f"run did not stop after Ctrl-C:\n{err[-4000:]}")
     replay.stop()
     replay.join()
     assert run.returncode == 0, err

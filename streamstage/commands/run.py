@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -103,15 +107,37 @@ def run(args: argparse.Namespace) -> int:
             LoopOptions(args.exit_after_lost, args.max_epochs, replay_clock=settings.start_clock is not None),
             truth,
         )
-        _run_with_display(loop, session, dashboard_state, args.no_dashboard)
-    except KeyboardInterrupt:
-        console.print("stopped by Ctrl-C: everything staged is on disk.")
+        with _ctrl_c_ends(loop):
+            _run_with_display(loop, session, dashboard_state, args.no_dashboard)
+        if loop.stop.is_set():
+            console.print("stopped by Ctrl-C: everything staged is on disk.")
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the night started
+        console.print("interrupted: everything staged so far is on disk.")
     finally:
         writer.close()
         if outlets:
             outlets.close()
         inlet.close()
     return _summarise(folder, console, write=not args.no_report)
+
+
+@contextmanager
+def _ctrl_c_ends(loop: LiveLoop) -> Iterator[None]:
+    """Ctrl-C asks the loop to end the night between two chunks, rather than raising wherever the
+    interpreter happens to be (inside a library call, a destructor, a write); a second Ctrl-C interrupts."""
+
+    def request_stop(signum: int, frame: object) -> None:
+        loop.stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _night_folder(resume: Path | None, out: str | Path | None) -> Path:
