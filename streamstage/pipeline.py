@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamstage.errors import ModelError
+from streamstage.errors import ModelError, ResumeError
 from streamstage.features import CAUSAL, CausalNormalizer, epoch_features
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stack import StackState
@@ -119,6 +119,12 @@ class StagingPipeline:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state; one saved with another model is refused (its hidden state is foreign)."""
+        if state.get("model_id") != self.model.model_id:
+            raise ResumeError(
+                "the saved night was staged with another model; resume it with the same --model "
+                f"(saved model id {state.get('model_id')}, this one {self.model.model_id})."
+            )
         self.signal.load_state_dict(state["signal"])
         self.stager.load_state_dict(state["stager"])
         self.n_epochs = int(state["n_epochs"])

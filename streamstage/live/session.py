@@ -313,7 +313,6 @@ class NightSession:
         return {
             "format": STATE_FORMAT,
             "version": __version__,
-            "model_id": self.model.model_id,
             "stream": {"name": self.layout.name, "source_id": self.layout.source_id},
             "channels": list(self.montage.labels),
             "pipeline": self.pipeline.state_dict(),
@@ -336,19 +335,15 @@ class NightSession:
                 f"the saved night was written by streamstage {state.get('version')}, this is {__version__}; "
                 "resume it with the version that started it, or start a new night."
             )
-        if state.get("model_id") != self.model.model_id:
-            raise ResumeError(
-                "the saved night was staged with another model; resume it with the same --model "
-                f"(saved model id {state.get('model_id')}, this one {self.model.model_id})."
-            )
         if list(state["channels"]) != list(self.montage.labels):
             raise ResumeError(
                 f"the saved night staged {', '.join(state['channels'])}, this run would stage "
                 f"{', '.join(self.montage.labels)}; pass the same --channel."
             )
+        pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz)
+        pipeline.load_state_dict(state["pipeline"])  # refuses a night staged with another model
+        self.pipeline = pipeline
         self.clock = ClockMap.from_dict(state["clock"])
-        self.pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz)
-        self.pipeline.load_state_dict(state["pipeline"])
         self._regularizer.load_state_dict(state["regularizer"])
         self._start_decisions()
         assert self.detector is not None

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,9 @@ class StagingModel:
     def channels(self) -> tuple[str, ...]:
         return self.config.channels
 
-    @property
+    @cached_property
     def model_id(self) -> str:
+        """Hashed once: a loaded model's weights do not change, and every epoch's saved state needs it."""
         digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
         for name, tensor in sorted(self.net.state_dict().items()):
             digest.update(name.encode())
