@@ -122,40 +122,61 @@ class CausalNormalizer:
     included; the output is ``[log - m_t, rel]``. A gain ``g`` on the signal shifts every log power by
     ``2 ln g`` and the running mean by the same amount, so the output is exactly unchanged. State is
     ``O(channels)``: constant however long the night.
+
+    With ``batch_size`` it carries that many independent streams (nights in evaluation, crops in training)
+    and :meth:`push_batch` steps them together; :meth:`push` is the single stream of the live pipeline.
+    Both run the same arithmetic, so training inputs, evaluation and live staging are normalised alike.
     """
 
-    def __init__(self, n_channels: int, config: NormalizerConfig = NormalizerConfig()) -> None:
+    def __init__(
+        self, n_channels: int, config: NormalizerConfig = NormalizerConfig(), batch_size: int | None = None
+    ) -> None:
         self.config = config
         self.n_channels = n_channels
-        self._mean = np.zeros((n_channels, N_BANDS), dtype=np.float64)
-        self._count = 0
+        self.batch_size = batch_size
+        streams = 1 if batch_size is None else batch_size
+        self._mean = np.zeros((streams, n_channels, N_BANDS), dtype=np.float64)
+        self._count = np.zeros(streams, dtype=np.int64)
 
-    def push(self, features: np.ndarray, update: bool = True) -> np.ndarray:
-        """Normalise one epoch's features ``(n_channels, 10)``; returns float32 of the same shape.
+    def push_batch(self, features: np.ndarray, update: np.ndarray | bool = True) -> np.ndarray:
+        """Normalise one epoch of every stream, ``(batch, n_channels, 10)`` -> float32 of that shape.
 
-        ``update=False`` normalises against the current mean without moving it (a bad-quality epoch); before
-        any epoch has updated it, the epoch's own log powers serve as the reference.
+        ``update`` (one flag per stream) is False for a bad-quality epoch: it is normalised against the
+        current mean without moving it; before any epoch has updated a stream's mean, the epoch's own log
+        powers serve as its reference.
         """
         features = np.asarray(features, dtype=np.float64)
-        if update:
-            alpha = max(1.0 / (self._count + 1), 1.0 / self.config.horizon_epochs)
-            self._mean += alpha * (features[:, :N_BANDS] - self._mean)
-            self._count += 1
-        reference = self._mean if self._count else features[:, :N_BANDS]
+        update = np.broadcast_to(np.asarray(update, dtype=bool), self._count.shape)
+        alpha = np.maximum(1.0 / (self._count + 1), 1.0 / self.config.horizon_epochs)
+        step = np.where(update, alpha, 0.0)[:, None, None]
+        self._mean += step * (features[:, :, :N_BANDS] - self._mean)
+        self._count += update
+        reference = np.where((self._count > 0)[:, None, None], self._mean, features[:, :, :N_BANDS])
         out = features.copy()
-        out[:, :N_BANDS] -= reference
+        out[:, :, :N_BANDS] -= reference
         return out.astype(np.float32)
 
-    def transform_night(self, features: np.ndarray) -> np.ndarray:
-        """Normalise a whole night ``(n_epochs, n_channels, 10)`` epoch by epoch, as live."""
-        return np.stack([self.push(epoch) for epoch in features]) if len(features) else features.copy()
+    def push(self, features: np.ndarray, update: bool = True) -> np.ndarray:
+        """Normalise one epoch's features ``(n_channels, 10)`` of a single stream."""
+        return self.push_batch(np.asarray(features)[None], update)[0]
+
+    def transform_night(self, features: np.ndarray, update: np.ndarray | None = None) -> np.ndarray:
+        """Normalise a whole night ``(n_epochs, n_channels, 10)`` epoch by epoch, as live; ``update`` holds
+        one flag per epoch (False: bad quality), all True by default."""
+        flags = np.ones(len(features), dtype=bool) if update is None else np.asarray(update, dtype=bool)
+        if not len(features):
+            return np.asarray(features, dtype=np.float32).copy()
+        return np.stack([self.push(epoch, bool(ok)) for epoch, ok in zip(features, flags, strict=True)])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self._mean.copy(), "count": self._count}
+        if self.batch_size is not None:
+            return {"mean": self._mean.copy(), "count": self._count.copy()}
+        return {"mean": self._mean[0].copy(), "count": int(self._count[0])}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mean = np.asarray(state["mean"], dtype=np.float64)
-        if mean.shape != self._mean.shape:
-            raise ValueError(f"normaliser state has shape {mean.shape}, expected {self._mean.shape}")
-        self._mean = mean.copy()
-        self._count = int(state["count"])
+        expected = self._mean.shape if self.batch_size is not None else self._mean.shape[1:]
+        if mean.shape != expected:
+            raise ValueError(f"normaliser state has shape {mean.shape}, expected {expected}")
+        self._mean = mean.reshape(self._mean.shape).copy()
+        self._count = np.asarray(state["count"], dtype=np.int64).reshape(self._count.shape).copy()

@@ -12,47 +12,13 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
 
-from streamstage.errors import ModelError, ResumeError
-from streamstage.features import CAUSAL, CausalNormalizer, epoch_features
+from streamstage.epoch_stager import EpochStager
+from streamstage.errors import ResumeError
+from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
-from streamstage.model.stack import StackState
 from streamstage.records import StagedEpoch
 from streamstage.signal.path import Epoch, SignalConfig, SignalPath
-
-
-class EpochStager:
-    """Epoch features -> stage probabilities, carrying the normaliser and the Mamba state.
-
-    An epoch of bad quality is still stepped through the model, so the hidden state keeps moving with time,
-    but it does not update the normaliser's running mean: one hour of a detached electrode must not shift
-    the reference the rest of the night is measured against.
-    """
-
-    def __init__(self, model: StagingModel) -> None:
-        if model.normalizer.method != CAUSAL or model.config.bidirectional:
-            raise ModelError(
-                f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
-                "and cannot stage a stream; use a causal model."
-            )
-        self.model = model
-        self.normalizer = CausalNormalizer(len(model.channels), model.normalizer)
-        self.state: StackState = model.net.init_state(1)
-
-    @torch.no_grad()
-    def push(self, features: np.ndarray, update_normalizer: bool = True) -> np.ndarray:
-        """One epoch's features ``(n_channels, 10)`` -> probabilities ``(5,)``."""
-        inputs = self.normalizer.push(features, update=update_normalizer)
-        logits, self.state = self.model.net.step(torch.from_numpy(inputs)[None, None], self.state)
-        return torch.softmax(logits[0, 0].double(), dim=-1).numpy()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"normalizer": self.normalizer.state_dict(), "model": self.state.to_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.state = StackState.from_dict(state["model"])
 
 
 class StagingPipeline:

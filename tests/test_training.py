@@ -224,7 +224,7 @@ def test_stage_command_errors_are_one_line(tmp_path, capsys):
 
 def test_offline_reference_models_refuse_to_stream(tmp_path):
     from streamstage.features import NIGHT_ZSCORE, NormalizerConfig
-    from streamstage.pipeline import EpochStager
+    from streamstage.epoch_stager import EpochStager
 
     net = StagingNet(StagerConfig(d_model=16, n_layers=1)).eval()
     reference = StagingModel(net=net, normalizer=NormalizerConfig(method=NIGHT_ZSCORE))

@@ -16,7 +16,7 @@ import numpy as np
 from streamstage.bench.measure import MB, at_marks, rss_bytes
 from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
-from streamstage.pipeline import EpochStager
+from streamstage.epoch_stager import EpochStager
 
 
 def bench_live_path(

@@ -1,0 +1,59 @@
+"""Epoch features -> stage probabilities: the one implementation that live staging, offline staging,
+evaluation and cross-validation all run.
+
+It carries the causal normaliser and the Mamba state of one stream (the live pipeline) or of a batch of
+independent streams (nights stepped together in evaluation). Both go through :meth:`EpochStager.push_batch`,
+so what evaluation measures is what runs at night.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamstage.errors import ModelError
+from streamstage.features import CAUSAL, CausalNormalizer
+from streamstage.model.checkpoint import StagingModel
+from streamstage.model.stack import StackState
+
+
+class EpochStager:
+    """Raw epoch features ``(n_channels, 10)`` in, stage probabilities (float64, summing to 1) out.
+
+    An epoch of bad quality is still stepped through the model, so the hidden state keeps moving with time,
+    but it does not update the normaliser's running mean: one hour of a detached electrode must not shift
+    the reference the rest of the night is measured against.
+    """
+
+    def __init__(self, model: StagingModel, batch_size: int = 1) -> None:
+        if model.normalizer.method != CAUSAL or model.config.bidirectional:
+            raise ModelError(
+                f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
+                "and cannot stage a stream; use a causal model."
+            )
+        self.model = model
+        self.batch_size = batch_size
+        self.normalizer = CausalNormalizer(
+            len(model.channels), model.normalizer, batch_size=None if batch_size == 1 else batch_size
+        )
+        self.state: StackState = model.net.init_state(batch_size)
+
+    @torch.no_grad()
+    def push_batch(self, features: np.ndarray, update: np.ndarray | bool = True) -> np.ndarray:
+        """One epoch of every stream ``(batch, n_channels, 10)`` -> probabilities ``(batch, 5)``."""
+        inputs = self.normalizer.push_batch(features, update)
+        logits, self.state = self.model.net.step(torch.from_numpy(inputs)[:, None], self.state)
+        return torch.softmax(logits[:, 0].double(), dim=-1).numpy()
+
+    def push(self, features: np.ndarray, update_normalizer: bool = True) -> np.ndarray:
+        """One epoch's features ``(n_channels, 10)`` of a single stream -> probabilities ``(5,)``."""
+        return self.push_batch(np.asarray(features)[None], update_normalizer)[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"normalizer": self.normalizer.state_dict(), "model": self.state.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.state = self.model.net.backbone.load_state(state["model"])
