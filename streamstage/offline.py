@@ -85,14 +85,14 @@ def stage_recording(source: RecordingSource, model: StagingModel) -> list[Staged
     return staged + pipeline.finish()
 
 
-def recording_features(source: RecordingSource) -> tuple[np.ndarray, list[str]]:
+def recording_features(source: RecordingSource) -> tuple[np.ndarray, np.ndarray]:
     """Training-recipe features ``(n_epochs, n_channels, 10)`` from the live signal path, with each epoch's
-    quality flag."""
+    quality verdict (True: good, so it may move the normaliser), for training on EDF nights."""
     path = SignalPath(source.sfreq, len(source.channel_labels), clip_range_uv=source.clip_range_uv)
-    features, flags = [], []
+    features, good = [], []
     for chunk in source.iter_chunks():
         for epoch in path.push(chunk):
             features.append(epoch_features(epoch.data_uv))
-            flags.append(epoch.quality.flag)
+            good.append(epoch.quality.ok)
     n_channels = len(source.channel_labels)
-    return np.asarray(features, dtype=np.float32).reshape(-1, n_channels, 10), flags
+    return np.asarray(features, dtype=np.float32).reshape(-1, n_channels, 10), np.asarray(good, dtype=bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,14 +12,15 @@ import pytest
 import torch
 
 from streamstage.cli import main
+from streamstage.epoch_stager import EpochStager
 from streamstage.errors import InputFileError, ModelError
-from streamstage.features import RECIPE
+from streamstage.features import RECIPE, CausalNormalizer
 from streamstage.io.hypnogram import Hypnogram, write_hypnogram_edf
 from streamstage.model.checkpoint import StagingModel, load_model, save_model
 from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.sim import SyntheticEEG
 from streamstage.training.data import load_feature_nights, subject_folds
-from streamstage.training.predict import predict_nights
+from streamstage.training.predict import stage_feature_nights
 from streamstage.training.train import TrainConfig, train_model
 
 TINY = TrainConfig(crop_epochs=32, batch_size=4, max_steps=6, eval_every=3)
@@ -81,15 +83,35 @@ def test_train_model_learns_and_keeps_the_best_validation_weights(feature_dir):
     assert model.training["best_val_kappa"] > 0.3  # the fake stages are separable
 
 
-def test_streaming_prediction_equals_the_whole_sequence(feature_dir):
+def test_batched_evaluation_is_the_live_stager_and_the_whole_sequence(feature_dir):
     torch.manual_seed(0)
-    net = StagingNet(StagerConfig(d_model=16, n_layers=2)).eval()
-    nights = [n.features for n in load_feature_nights(feature_dir)[:3]]
-    nights[1] = nights[1][:50]  # unequal lengths: padding must not leak into real epochs
-    streamed = predict_nights(net, nights)
+    model = StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=2)).eval())
+    nights = load_feature_nights(feature_dir)[:3]
+    nights[1] = nights[1].crop(slice(0, 50))
+    good = np.ones(80, dtype=bool)
+    good[10:14] = False  # bad epochs: stepped, but the normaliser is not moved
+    nights[2] = dataclasses.replace(nights[2], good=good)
+    streamed = stage_feature_nights(model, nights)  # padding must not leak into real epochs
     for night, probs in zip(nights, streamed, strict=True):
-        whole = torch.softmax(net(torch.from_numpy(night)[None]), dim=-1)[0].detach().numpy()
+        live = EpochStager(model)
+        one_by_one = np.stack(
+            [live.push(f, bool(ok)) for f, ok in zip(night.features, night.good, strict=True)]
+        )
+        np.testing.assert_allclose(probs, one_by_one, atol=1e-6)
+        inputs = CausalNormalizer(1).transform_night(night.features, night.good)
+        whole = torch.softmax(model.net(torch.from_numpy(inputs)[None]).double(), dim=-1)[0].detach().numpy()
         np.testing.assert_allclose(probs, whole, atol=1e-5)
+        np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-12)
+
+
+def test_a_join_is_a_cold_start_at_that_epoch(feature_dir):
+    torch.manual_seed(0)
+    model = StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=1)).eval())
+    night = load_feature_nights(feature_dir)[0]
+    joined = stage_feature_nights(model, [night], joins=[30])[0]
+    np.testing.assert_allclose(
+        joined, stage_feature_nights(model, [night.crop(slice(30, None))])[0], atol=1e-12
+    )
 
 
 def test_checkpoint_round_trip_is_weights_only(tmp_path):
@@ -207,6 +229,32 @@ def test_train_from_edf_uses_the_live_signal_path(edf_dir, tmp_path):
     assert main(["evaluate", "--edf", str(edf_dir), "--model", str(out)]) == 0
 
 
+def _without_latency(hypnogram: Path) -> list[list[str]]:
+    """The rows of a hypnogram CSV without the latency column, the one field that is a timing."""
+    rows = [line.split(",") for line in hypnogram.read_text().splitlines()]
+    latency = rows[0].index("latency_ms")
+    return [row[:latency] + row[latency + 1 :] for row in rows]
+
+
+def test_evaluate_gives_exactly_the_probabilities_of_stage(edf_dir, tmp_path):
+    """One code path: evaluating a recording stages it with the code of `streamstage stage`."""
+    scores = tmp_path / "scores.json"
+    assert (
+        main(
+            ["evaluate", "--edf", str(edf_dir), "--hypnograms", str(tmp_path / "eval"), "--json", str(scores)]
+        )
+        == 0
+    )
+    for recording in ("SC4011E0-PSG", "SC4021E0-PSG"):
+        assert main(["stage", str(edf_dir / f"{recording}.edf"), "--out", str(tmp_path / recording)]) == 0
+        staged = _without_latency(tmp_path / recording / "hypnogram.csv")
+        assert _without_latency(tmp_path / "eval" / recording / "hypnogram.csv") == staged
+    assert [n["recording"] for n in json.loads(scores.read_text())["nights"]] == [
+        "SC4011E0-PSG.edf",
+        "SC4021E0-PSG.edf",
+    ]
+
+
 def test_stage_command_writes_the_hypnogram(edf_dir, tmp_path):
     out = tmp_path / "staged"
     assert main(["stage", str(edf_dir / "SC4011E0-PSG.edf"), "--out", str(out)]) == 0
@@ -223,8 +271,8 @@ def test_stage_command_errors_are_one_line(tmp_path, capsys):
 
 
 def test_offline_reference_models_refuse_to_stream(tmp_path):
-    from streamstage.features import NIGHT_ZSCORE, NormalizerConfig
     from streamstage.epoch_stager import EpochStager
+    from streamstage.features import NIGHT_ZSCORE, NormalizerConfig
 
     net = StagingNet(StagerConfig(d_model=16, n_layers=1)).eval()
     reference = StagingModel(net=net, normalizer=NormalizerConfig(method=NIGHT_ZSCORE))

@@ -9,11 +9,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streamstage.model.checkpoint import save_model
-from streamstage.model.stager import StagerConfig
-from streamstage.training.protocols import split_validation
-from streamstage.training.sources import add_night_source_arguments, load_nights_from_args
-from streamstage.training.train import TrainConfig, train_model
+from streamstage.training.arguments import add_night_source_arguments
+
+DEFAULT_D_MODEL = 64
+DEFAULT_LAYERS = 2
+DEFAULT_MAX_STEPS = 600
+DEFAULT_BATCH_SIZE = 12
+DEFAULT_CROP_EPOCHS = 256
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,17 +28,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_night_source_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write (e.g. my-model.pt)")
     parser.add_argument("--log", type=Path, help="JSON training log (default: beside --out)")
-    parser.add_argument("--d-model", type=int, default=StagerConfig.d_model)
-    parser.add_argument("--layers", type=int, default=StagerConfig.n_layers)
-    parser.add_argument("--max-steps", type=int, default=TrainConfig.max_steps)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--crop-epochs", type=int, default=TrainConfig.crop_epochs)
+    parser.add_argument("--d-model", type=int, default=DEFAULT_D_MODEL)
+    parser.add_argument("--layers", type=int, default=DEFAULT_LAYERS)
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--crop-epochs", type=int, default=DEFAULT_CROP_EPOCHS)
+    parser.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train without the transfer augmentations (spectral shape, drift, noise, artifacts)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of subjects for validation")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from streamstage.model.checkpoint import save_model
+    from streamstage.model.stager import StagerConfig
+    from streamstage.training.augment import NO_AUGMENTATION, TransferAugmentation
+    from streamstage.training.protocols import split_validation
+    from streamstage.training.sources import load_nights_from_args
+    from streamstage.training.train import TrainConfig, train_model
+
     console = Console(stderr=True)
     nights, channels = load_nights_from_args(args, console)
     train, val = split_validation(nights, args.val_fraction, seed=args.seed)
@@ -46,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
     )
     stager_config = StagerConfig(channels=tuple(channels), d_model=args.d_model, n_layers=args.layers)
     train_config = TrainConfig(
-        seed=args.seed, max_steps=args.max_steps, batch_size=args.batch_size, crop_epochs=args.crop_epochs
+        seed=args.seed,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        crop_epochs=args.crop_epochs,
+        augmentation=NO_AUGMENTATION if args.no_augment else TransferAugmentation(),
     )
     with Progress(
         TextColumn("[bold]training"),

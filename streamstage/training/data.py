@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,27 @@ _NIGHT_FILE = re.compile(r"^(?P<subject>\d+)__(?P<night>\d+)\.npz$")
 @dataclass(frozen=True)
 class Night:
     """One recording: raw (un-normalised) features ``(n_epochs, n_channels, 10)`` and labels ``(n_epochs,)``
-    with 0..4 for W, N1, N2, N3, REM and -100 for epochs to ignore."""
+    with 0..4 for W, N1, N2, N3, REM and -100 for epochs to ignore; ``good`` holds each epoch's quality
+    (False: the live pipeline would not let it move the normaliser), all good when not given."""
 
     subject: str
     night: int
     features: np.ndarray
     labels: np.ndarray
+    good: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.good is None:
+            object.__setattr__(self, "good", np.ones(len(self.labels), dtype=bool))
+        if not len(self.features) == len(self.labels) == len(self.good):
+            raise ValueError(
+                f"night {self.name}: {len(self.features)} feature rows, {len(self.labels)} labels and "
+                f"{len(self.good)} quality flags; they must match"
+            )
+
+    def crop(self, span: slice) -> Night:
+        """The epochs of ``span`` only (features, labels and quality flags together)."""
+        return Night(self.subject, self.night, self.features[span], self.labels[span], self.good[span])
 
     @property
     def name(self) -> str:

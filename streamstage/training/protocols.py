@@ -12,7 +12,8 @@ from streamstage.features import NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.data import Night, subject_folds, subjects_of
 from streamstage.training.metrics import StagingScores
-from streamstage.training.train import TrainConfig, evaluate_prepared, prepare_nights, train_model
+from streamstage.training.predict import score_nights
+from streamstage.training.train import TrainConfig, train_model
 
 SEDF20_SUBJECTS = tuple(f"{i:02d}" for i in range(20))
 
@@ -45,7 +46,7 @@ def cross_validate(
         rest = [n for n in nights if n.subject not in test_subjects]
         train, val = split_validation(rest, val_fraction, seed=train_config.seed + fold_index)
         model, history = train_model(train, val, stager_config, train_config, normalizer)
-        scores = evaluate_prepared(model.net, prepare_nights(test, model.normalizer))
+        scores = score_nights(model, test)
         pooled += scores.confusion
         record = {
             "fold": fold_index,

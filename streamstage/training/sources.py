@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +12,14 @@ from rich.console import Console
 
 from streamstage.errors import InputFileError
 from streamstage.io.hypnogram import read_hypnogram
-from streamstage.io.sleepedf import find_edf_pairs
-from streamstage.offline import RecordingSource, recording_features
+from streamstage.io.sleepedf import RecordingPair, find_edf_pairs
+from streamstage.model.checkpoint import StagingModel
+from streamstage.offline import RecordingSource, recording_features, stage_recording
+from streamstage.records import StagedEpoch
 from streamstage.training.data import IGNORE_LABEL, Night, load_feature_nights
 
 WAKE_MARGIN_EPOCHS = 60
 """Wake kept before the first and after the last sleep epoch (30 min), as in the feature set."""
-
-
-def add_night_source_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--features", type=Path, help="folder of SS__N.npz feature files (Sleep-EDF layout)")
-    source.add_argument("--edf", type=Path, help="folder of EDF recordings with their hypnograms")
-    parser.add_argument(
-        "--channels", nargs="+", help="channels or derivations to use (default: Fpz-Cz, or the model's)"
-    )
 
 
 def crop_to_sleep(labels: np.ndarray, margin: int = WAKE_MARGIN_EPOCHS) -> slice:
@@ -36,23 +30,66 @@ def crop_to_sleep(labels: np.ndarray, margin: int = WAKE_MARGIN_EPOCHS) -> slice
     return slice(max(0, sleep[0] - margin), min(len(labels), sleep[-1] + margin + 1))
 
 
-def load_edf_nights(folder: Path, channels: list[str], console: Console | None = None) -> list[Night]:
+def _labels_for(pair: RecordingPair, n_epochs: int) -> np.ndarray:
+    stages = read_hypnogram(pair.hypnogram_path).aligned_to(n_epochs, on_mismatch="fit").stages
+    return np.where(stages >= 0, stages, IGNORE_LABEL).astype(np.int64)
+
+
+def _night_name(pair: RecordingPair) -> tuple[str, int]:
+    if pair.subject is None:
+        return pair.psg_path.stem, 1
+    return f"{pair.subject:02d}", int(pair.night or 1)
+
+
+def edf_pairs(folder: Path) -> list[RecordingPair]:
     pairs = find_edf_pairs(folder)
     if not pairs:
         raise InputFileError(
             f"no EDF recordings with hypnograms found in {folder}; expected Sleep-EDF style pairs "
             "(SC4001E0-PSG.edf + SC4001EC-Hypnogram.edf) or NAME.edf + NAME-hypnogram.*."
         )
+    return pairs
+
+
+def load_edf_nights(folder: Path, channels: list[str], console: Console | None = None) -> list[Night]:
+    """Training nights from EDF + hypnogram pairs: features and quality flags from the live signal path,
+    cropped to the sleep period with 30 min of wake either side, as the feature set is."""
     nights = []
-    for pair in pairs:
+    for pair in edf_pairs(folder):
         if console:
             console.print(f"featurising {pair.psg_path.name} ...")
-        features, _ = recording_features(RecordingSource.open(pair.psg_path, channels))
-        stages = read_hypnogram(pair.hypnogram_path).aligned_to(len(features), on_mismatch="fit").stages
-        labels = np.where(stages >= 0, stages, IGNORE_LABEL).astype(np.int64)
-        span = crop_to_sleep(labels)
-        nights.append(Night(f"{pair.subject:02d}", pair.night, features[span], labels[span]))
+        features, good = recording_features(RecordingSource.open(pair.psg_path, channels))
+        labels = _labels_for(pair, len(features))
+        subject, night = _night_name(pair)
+        nights.append(Night(subject, night, features, labels, good).crop(crop_to_sleep(labels)))
     return nights
+
+
+@dataclass(frozen=True)
+class StagedRecording:
+    """A recording staged exactly as ``streamstage stage`` stages it, with its expert labels."""
+
+    pair: RecordingPair
+    staged: list[StagedEpoch]
+    labels: np.ndarray
+
+    @property
+    def scored_span(self) -> slice:
+        """The sleep period with 30 min of wake either side: the convention the feature set follows."""
+        return crop_to_sleep(self.labels)
+
+
+def stage_edf_pairs(
+    folder: Path, model: StagingModel, channels: list[str], console: Console | None = None
+) -> list[StagedRecording]:
+    """Every recording of ``folder`` through :func:`stage_recording`: the code of ``streamstage stage``."""
+    recordings = []
+    for pair in edf_pairs(folder):
+        if console:
+            console.print(f"staging {pair.psg_path.name} ...")
+        staged = stage_recording(RecordingSource.open(pair.psg_path, channels), model)
+        recordings.append(StagedRecording(pair, staged, _labels_for(pair, len(staged))))
+    return recordings
 
 
 def load_nights_from_args(args: argparse.Namespace, console: Console) -> tuple[list[Night], list[str]]:

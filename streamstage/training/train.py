@@ -1,9 +1,12 @@
 """The training loop: random crops of whole nights, class-weighted loss, early stopping on validation kappa.
 
-Features are normalised with the causal normaliser over each whole night *before* cropping, so a crop sees
-exactly the inputs the live pipeline would produce at that point of the night. A crop starts the Mamba state
-from zero at a random point of the night, which teaches the model to recover its context from any start
-(a resumed night, a late connection).
+A crop is what the live pipeline sees after streamstage is started at some point of a night: the causal
+normaliser and the Mamba state both start fresh at the crop's first epoch (``fresh_start``), and the crop
+starts at the night's beginning with probability ``night_start_prob``, else anywhere (a stream joined
+mid-sleep). With ``fresh_start`` off, the normaliser runs from the night's start instead (the first
+recipe). Augmentations for transfer (:mod:`streamstage.training.augment`) edit the raw features of a crop
+before it is normalised, so the model learns what another lab's montage and amplifier look like *after*
+normalisation.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,10 +24,9 @@ from torch import nn
 from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, NormalizerConfig, zscore_night
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stager import StagerConfig, StagingNet
-from streamstage.stats import confusion_matrix
+from streamstage.training.augment import TransferAugmentation, augment_crop
 from streamstage.training.data import IGNORE_LABEL, Night
-from streamstage.training.metrics import StagingScores
-from streamstage.training.predict import predict_nights
+from streamstage.training.predict import score_nights
 
 
 @dataclass(frozen=True)
@@ -39,29 +41,17 @@ class TrainConfig:
     patience: int = 5
     feature_noise: float = 0.05
     class_weight_power: float = 0.5
+    fresh_start: bool = True
+    night_start_prob: float = 0.35
+    augmentation: TransferAugmentation = field(default_factory=TransferAugmentation)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record["augmentation"] = self.augmentation.to_dict()
+        return record
 
 
-@dataclass(frozen=True)
-class PreparedNight:
-    inputs: np.ndarray
-    labels: np.ndarray
-
-
-def normalise_night(features: np.ndarray, normalizer: NormalizerConfig) -> np.ndarray:
-    """Causally, as the live pipeline does epoch by epoch (or whole-night z-scores, the offline reference)."""
-    if normalizer.method == NIGHT_ZSCORE:
-        return zscore_night(features)
-    return CausalNormalizer(features.shape[1], normalizer).transform_night(features)
-
-
-def prepare_nights(nights: Sequence[Night], normalizer: NormalizerConfig) -> list[PreparedNight]:
-    return [PreparedNight(normalise_night(n.features, normalizer), n.labels.astype(np.int64)) for n in nights]
-
-
-def class_weights(nights: Sequence[PreparedNight], n_classes: int, power: float) -> torch.Tensor:
+def class_weights(nights: Sequence[Night], n_classes: int, power: float) -> torch.Tensor:
     """Inverse-frequency weights to a power (0.5: square root), normalised to mean 1; lifts N1."""
     labels = np.concatenate([n.labels for n in nights])
     counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
@@ -69,31 +59,52 @@ def class_weights(nights: Sequence[PreparedNight], n_classes: int, power: float)
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
+def _normalised_rows(
+    segments: Sequence[tuple[np.ndarray, np.ndarray]], normalizer: NormalizerConfig
+) -> list[np.ndarray]:
+    """Each ``(features, good)`` segment normalised from its first epoch, all stepped as one batch."""
+    if normalizer.method == NIGHT_ZSCORE:
+        return [zscore_night(features) for features, _ in segments]
+    longest = max(len(features) for features, _ in segments)
+    n_channels, n_features = segments[0][0].shape[1:]
+    padded = np.zeros((len(segments), longest, n_channels, n_features), dtype=np.float32)
+    good = np.zeros((len(segments), longest), dtype=bool)
+    for row, (features, flags) in enumerate(segments):
+        padded[row, : len(features)] = features
+        good[row, : len(features)] = flags
+    batched = CausalNormalizer(n_channels, normalizer, batch_size=len(segments))
+    out = np.stack([batched.push_batch(padded[:, t], good[:, t]) for t in range(longest)], axis=1)
+    return [out[row, : len(features)] for row, (features, _) in enumerate(segments)]
+
+
 def _sample_batch(
-    nights: Sequence[PreparedNight], config: TrainConfig, rng: np.random.Generator
+    nights: Sequence[Night], config: TrainConfig, normalizer: NormalizerConfig, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = np.array([len(n.labels) for n in nights], dtype=np.float64)
     chosen = rng.choice(len(nights), size=config.batch_size, p=lengths / lengths.sum())
-    n_channels, n_features = nights[0].inputs.shape[1:]
+    segments, crops = [], []
+    for index in chosen:
+        night = nights[index]
+        last_start = max(1, len(night) - config.crop_epochs + 1)
+        start = 0 if rng.random() < config.night_start_prob else int(rng.integers(0, last_start))
+        crop = slice(start, start + config.crop_epochs)
+        origin = start if config.fresh_start else 0
+        features, good = augment_crop(
+            night.features[origin : crop.stop], night.good[origin : crop.stop], config.augmentation, rng
+        )
+        segments.append((features, good))
+        crops.append((night, crop, start - origin))
+    normalised = _normalised_rows(segments, normalizer)
+    n_channels, n_features = nights[0].features.shape[1:]
     inputs = np.zeros((config.batch_size, config.crop_epochs, n_channels, n_features), dtype=np.float32)
     labels = np.full((config.batch_size, config.crop_epochs), IGNORE_LABEL, dtype=np.int64)
-    for row, index in enumerate(chosen):
-        night = nights[index]
-        start = int(rng.integers(0, max(1, len(night.labels) - config.crop_epochs + 1)))
-        crop = slice(start, start + config.crop_epochs)
+    for row, ((night, crop, offset), rows) in enumerate(zip(crops, normalised, strict=True)):
         length = len(night.labels[crop])
-        inputs[row, :length] = night.inputs[crop]
+        inputs[row, :length] = rows[offset : offset + length]
         labels[row, :length] = night.labels[crop]
     if config.feature_noise:
         inputs += rng.normal(0.0, config.feature_noise, inputs.shape).astype(np.float32)
     return torch.from_numpy(inputs), torch.from_numpy(labels)
-
-
-def evaluate_prepared(net: StagingNet, nights: Sequence[PreparedNight]) -> StagingScores:
-    predictions = predict_nights(net, [n.inputs for n in nights])
-    truth = np.concatenate([n.labels for n in nights])
-    predicted = np.concatenate([p.argmax(axis=-1) for p in predictions])
-    return StagingScores(confusion_matrix(truth, predicted))
 
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -112,15 +123,13 @@ def train_model(
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train_set = prepare_nights(train_nights, normalizer)
-    val_set = prepare_nights(val_nights, normalizer) if val_nights else []
     net = StagingNet(stager_config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.learning_rate, total_steps=config.max_steps, pct_start=0.1
     )
     loss_fn = nn.CrossEntropyLoss(
-        weight=class_weights(train_set, len(stager_config.stages), config.class_weight_power),
+        weight=class_weights(train_nights, len(stager_config.stages), config.class_weight_power),
         ignore_index=IGNORE_LABEL,
     )
     history: list[dict[str, Any]] = []
@@ -129,7 +138,7 @@ def train_model(
     running_loss = 0.0
     for step in range(1, config.max_steps + 1):
         net.train()
-        inputs, labels = _sample_batch(train_set, config, rng)
+        inputs, labels = _sample_batch(train_nights, config, normalizer, rng)
         logits = net(inputs)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
@@ -146,9 +155,9 @@ def train_model(
             "elapsed_s": round(time.perf_counter() - started, 1),
         }
         running_loss = 0.0
-        if val_set:
+        if val_nights:
             net.eval()
-            scores = evaluate_prepared(net, val_set)
+            scores = score_nights(StagingModel(net=net, normalizer=normalizer), val_nights)
             record.update(val_accuracy=round(scores.accuracy, 4), val_kappa=round(scores.kappa, 4))
             if scores.kappa > best_kappa:
                 best_kappa, best_state, stale = scores.kappa, copy.deepcopy(net.state_dict()), 0
@@ -159,7 +168,7 @@ def train_model(
         history.append(record)
         if on_progress:
             on_progress(step, config.max_steps, record)
-        if val_set and stale >= config.patience:
+        if val_nights and stale >= config.patience:
             break
     net.load_state_dict(best_state)
     net.eval()

@@ -1,0 +1,83 @@
+"""Accuracy of a stream joined mid-night, by minutes since the join.
+
+A user who starts streamstage late, or restarts it without ``--resume``, joins the night at some point of
+sleep: the normaliser and the model start cold there. :func:`join_scores` stages each night from random
+join points (inside the sleep period) and scores every epoch by the minutes since its join, beside the
+same epochs staged from the night's start, so what the join costs is read directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamstage.model.checkpoint import StagingModel
+from streamstage.stats import confusion_matrix
+from streamstage.training.data import Night
+from streamstage.training.metrics import StagingScores
+from streamstage.training.predict import stage_feature_nights
+
+EPOCHS_PER_MINUTE = 2
+MINUTE_BINS: tuple[tuple[int, int | None], ...] = ((0, 10), (10, 30), (30, None))
+"""Minutes since the join: [0, 10), [10, 30), 30 and later."""
+
+
+def bin_label(low: int, high: int | None) -> str:
+    return f"{low}-{high} min" if high is not None else f"{low}+ min"
+
+
+def random_joins(nights: Sequence[Night], per_night: int, seed: int) -> list[tuple[int, int]]:
+    """``(night index, join epoch)`` pairs, uniform between the first sleep epoch and 60 epochs before the
+    last, so every join lands in the sleep period and leaves at least 30 min to stage."""
+    rng = np.random.default_rng(seed)
+    joins = []
+    for index, night in enumerate(nights):
+        sleep = np.flatnonzero((night.labels > 0) & (night.labels <= 4))
+        if len(sleep) < 2 or sleep[-1] - 60 <= sleep[0]:
+            continue
+        joins.extend((index, int(j)) for j in rng.integers(sleep[0], sleep[-1] - 60, per_night))
+    return joins
+
+
+@dataclass(frozen=True)
+class JoinScores:
+    """Per minute bin: scores of the joined streams and of the same epochs staged from the night start."""
+
+    joined: dict[str, StagingScores]
+    whole_night: dict[str, StagingScores]
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {
+            label: {
+                "epochs": self.joined[label].n_epochs,
+                "joined_accuracy": round(self.joined[label].accuracy, 4),
+                "joined_kappa": round(self.joined[label].kappa, 4),
+                "whole_night_accuracy": round(self.whole_night[label].accuracy, 4),
+                "whole_night_kappa": round(self.whole_night[label].kappa, 4),
+            }
+            for label in self.joined
+        }
+
+
+def join_scores(model: StagingModel, nights: Sequence[Night], joins: Sequence[tuple[int, int]]) -> JoinScores:
+    """Stage each ``(night, join)`` cold from its join; score by minutes since the join against the truth,
+    beside the same epochs of the night staged from its start."""
+    whole = stage_feature_nights(model, nights)
+    joined = stage_feature_nights(model, [nights[i] for i, _ in joins], [j for _, j in joins])
+    scores: dict[str, StagingScores] = {}
+    reference: dict[str, StagingScores] = {}
+    for low, high in MINUTE_BINS:
+        truth, from_join, from_start = [], [], []
+        for (index, join), probs in zip(joins, joined, strict=True):
+            since = np.arange(len(probs)) / EPOCHS_PER_MINUTE
+            keep = (since >= low) & (since < high if high is not None else True)
+            truth.append(nights[index].labels[join:][keep])
+            from_join.append(probs[keep].argmax(axis=-1))
+            from_start.append(whole[index][join:][keep].argmax(axis=-1))
+        label = bin_label(low, high)
+        labels = np.concatenate(truth)
+        scores[label] = StagingScores(confusion_matrix(labels, np.concatenate(from_join)))
+        reference[label] = StagingScores(confusion_matrix(labels, np.concatenate(from_start)))
+    return JoinScores(scores, reference)
