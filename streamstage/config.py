@@ -98,6 +98,10 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}.") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML ({error}); fix the line it names.") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8."
+        ) from error
     for table, value in config.items():
         if table not in SCHEMA:
             raise ConfigError(f"{path}: unknown table [{table}]; known: {', '.join(SCHEMA)}.")

@@ -17,7 +17,7 @@ from streamstage.epoch_stager import EpochStager
 from streamstage.errors import ResumeError
 from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
-from streamstage.records import StagedEpoch
+from streamstage.records import UNKNOWN, StagedEpoch
 from streamstage.signal.path import Epoch, SignalConfig, SignalPath
 
 
@@ -65,7 +65,7 @@ class StagingPipeline:
         started = time.perf_counter()
         probs = self.stager.push(epoch_features(epoch.data_uv), update_normalizer=epoch.quality.ok)
         self.n_epochs += 1
-        stage = int(np.argmax(probs))
+        stage = UNKNOWN if epoch.quality.flag == "missing" else int(np.argmax(probs))  # no data, no stage
         return StagedEpoch(
             index=epoch.index,
             start_s=epoch.start_s,

@@ -11,6 +11,10 @@ from typing import Any
 
 from streamstage import STAGES
 
+UNKNOWN = -1
+"""Stage code of an epoch with too little data to stage (quality ``"missing"``)."""
+UNKNOWN_NAME = "unknown"
+
 
 @dataclass(frozen=True)
 class StagedEpoch:
@@ -19,7 +23,8 @@ class StagedEpoch:
     ``start_s`` is in the source's clock (LSL time for a live stream, seconds from the file's start for an
     EDF). ``quality`` is ``"good"`` or the name of the check the epoch failed (``"missing"``, ``"flat"``,
     ``"clipped"``, ``"artifact"``, ``"units"``); low-quality epochs are still staged so the model's state
-    keeps moving, but the alarm ignores them.
+    keeps moving, but the alarm ignores them. An epoch with too little data (``"missing"``) is stepped
+    too but its ``stage`` is :data:`UNKNOWN`: no sink may count a guess made from nothing as sleep.
     """
 
     index: int
@@ -32,7 +37,11 @@ class StagedEpoch:
 
     @property
     def stage_name(self) -> str:
-        return STAGES[self.stage]
+        return UNKNOWN_NAME if self.stage == UNKNOWN else STAGES[self.stage]
+
+    @property
+    def known(self) -> bool:
+        return self.stage != UNKNOWN
 
     @property
     def end_s(self) -> float:
@@ -44,7 +53,7 @@ class StagedEpoch:
 
     @property
     def confidence(self) -> float:
-        return self.probs[self.stage]
+        return self.probs[self.stage] if self.known else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (used for LSL markers, hooks and events.jsonl)."""

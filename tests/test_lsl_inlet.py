@@ -200,7 +200,7 @@ def test_marker_stream_is_refused() -> None:
 
 
 def test_predicate_quotes_any_name() -> None:
-    assert stream_predicate() == "type='EEG'"
+    assert stream_predicate() == "type='EEG' or type='eeg'"  # mne-lsl's type is lower case
     assert stream_predicate(name="Muse", source_id="x") == "name='Muse' and source_id='x'"
     assert stream_predicate(name="Bob's") == 'name="Bob\'s"'
     assert stream_predicate(name="a'b\"c") == "name=concat('a', \"'\", 'b\"c')"

@@ -17,6 +17,8 @@ from rich.console import Console
 from streamstage.config import add_arguments as add_config_arguments
 from streamstage.config import resolve_settings
 from streamstage.dashboard import Dashboard, DashboardState, EpochLogLine, use_live_dashboard
+from streamstage.errors import ConfigError, ResumeError
+from streamstage.hooks import build_hook
 from streamstage.live.loop import LiveLoop, LoopOptions, TruthReader
 from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.inlet import LslInlet
@@ -24,7 +26,7 @@ from streamstage.lsl.options import add_stream_arguments, positive_seconds
 from streamstage.lsl.outlets import StageOutlets
 from streamstage.lsl.scope import configure_lsl
 from streamstage.model.checkpoint import load_model
-from streamstage.output import NightWriter, check_night_folder, default_night_folder
+from streamstage.output import NightWriter, WrittenEpoch, default_night_folder
 from streamstage.records import StagedEpoch
 from streamstage.report import write_report
 
@@ -48,6 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
     group.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
     group.add_argument("--resume", type=Path, metavar="DIR", help="continue the night saved in DIR")
+    group.add_argument(
+        "--rebuild-state",
+        action="store_true",
+        help="with --resume: continue a night whose state.npz is damaged or missing (the rows stay, the "
+        "model starts afresh, the time since the last row is marked missing)",
+    )
+    group.add_argument(
+        "--accept-new-source",
+        action="store_true",
+        help="continue the night on a stream other than the one it started on (after a reconnect or with "
+        "--resume); the staged channel and rate must still be the same",
+    )
     group.add_argument("--truth-stream", metavar="NAME", help="Markers stream with ground-truth stages")
     display = parser.add_argument_group("display and ending")
     display.add_argument("--no-dashboard", action="store_true", help="one plain log line per epoch")
@@ -67,35 +81,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     settings = resolve_settings(args)
+    if args.rebuild_state and args.resume is None:
+        raise ConfigError("--rebuild-state continues a night: give it with --resume DIR.")
+    for spec in settings.hooks:
+        build_hook(spec)  # a misspelt hook command is found now, not after the stream
     stream = settings.stream
     console = Console(stderr=True)
     console.print(configure_lsl(args.lsl_scope))
     model = load_model(args.model)
     folder = _night_folder(args.resume, stream.get("out"))
-    check_night_folder(folder, resume=args.resume is not None)
-    console.print(f"looking for the stream ({_criteria(stream, args)}) ...")
-    inlet = LslInlet.open(
-        name=stream.get("name"),
-        type=stream.get("type"),
-        source_id=args.source_id,
-        timeout_s=args.resolve_timeout,
-        lost_after_s=args.lost_after,
-    )
-    channels = tuple(stream["channel"].split(",")) if stream.get("channel") else None
     writer = NightWriter(folder, resume=args.resume is not None)
-    outlets = None if args.no_outlets else StageOutlets(inlet.layout.source_id or inlet.layout.name)
-    dashboard_state = DashboardState()
+    outlets = inlet = None
     try:
+        saved = _saved_night(writer, args)
+        console.print(f"looking for the stream ({_criteria(stream, args)}) ...")
+        inlet = LslInlet.open(
+            name=stream.get("name"),
+            type=stream.get("type"),
+            source_id=args.source_id,
+            timeout_s=args.resolve_timeout,
+            lost_after_s=args.lost_after,
+            accept_new_source=args.accept_new_source,
+        )
+        channels = tuple(stream["channel"].split(",")) if stream.get("channel") else None
+        outlets = None if args.no_outlets else StageOutlets(inlet.layout.source_id or inlet.layout.name)
+        dashboard_state = DashboardState()
+        options = SessionOptions(channels, stream.get("reference"), settings, args.accept_new_source)
         session = NightSession(
             model,
             inlet.layout,
             writer,
-            SessionOptions(channels, stream.get("reference"), settings),
+            options,
             sinks=(outlets,) if outlets else (),
             dashboard=dashboard_state,
         )
-        if args.resume:
-            session.resume(writer.load_state())
+        inlet.refusal = session.refusal
+        _continue(session, saved)
         console.print(
             f"staging {', '.join(session.montage.labels)} of '{inlet.layout.name}' "
             f"({inlet.layout.sfreq_hz:g} Hz) with {model.source}; night folder {folder}"
@@ -117,8 +138,30 @@ def run(args: argparse.Namespace) -> int:
         writer.close()
         if outlets:
             outlets.close()
-        inlet.close()
+        if inlet:
+            inlet.close()
     return _summarise(folder, console, write=not args.no_report)
+
+
+def _saved_night(writer: NightWriter, args: argparse.Namespace) -> tuple[dict | None, WrittenEpoch | None]:
+    """What a resumed night goes on from, read (and refused if damaged) before any stream is looked for."""
+    if args.resume is None:
+        return None, None
+    last_row = writer.last_epoch()
+    if not args.rebuild_state:
+        return writer.load_state(), last_row
+    if last_row is None:
+        raise ResumeError(f"{writer.folder} holds no staged epoch to continue from; start a new night there.")
+    return None, last_row
+
+
+def _continue(session: NightSession, saved: tuple[dict | None, WrittenEpoch | None]) -> None:
+    """Restore the saved state (no row written twice), or go on from the last row with a fresh model."""
+    state, last_row = saved
+    if state is not None:
+        session.resume(state, last_row)
+    elif last_row is not None:
+        session.continue_from(last_row)
 
 
 @contextmanager

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from streamstage.io.edf import EdfRecording
+from streamstage.live.channels import pick_montage
 from streamstage.model.checkpoint import load_model
 from streamstage.offline import RecordingSource, stage_recording
 from streamstage.output import NightWriter, default_night_folder
@@ -24,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--channel",
         nargs="+",
-        help="channel(s) or derivation(s), e.g. Fpz-Cz or AF7-TP9 (default: the model's)",
+        help="channel(s) or derivation(s), e.g. Fpz-Cz or AF7-TP9 (default: the model's, else the nearest "
+        "frontal channel, as `run` chooses)",
     )
     parser.add_argument("--reference", help="reference channel subtracted from --channel, e.g. TP9")
     parser.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     console = Console(stderr=True)
     model = load_model(args.model)
-    channels = args.channel or list(model.channels)
+    channels = args.channel or _default_channels(args.file, model.channels, console)
     source = RecordingSource.open(args.file, channels, args.reference)
     out = args.out or default_night_folder()
     with NightWriter(out) as writer:
@@ -56,3 +59,12 @@ def run(args: argparse.Namespace) -> int:
         f"-> {writer.hypnogram_path}"
     )
     return 0
+
+
+def _default_channels(path: Path, model_channels: tuple[str, ...], console: Console) -> list[str]:
+    """The channel ``run`` would stage on a stream with this file's labels, said when it is a fallback."""
+    labels = EdfRecording.open(path).labels
+    chosen = list(pick_montage(labels, model_channels).labels)
+    if chosen != list(model_channels):
+        console.print(f"{path.name} has no {', '.join(model_channels)}: staging {', '.join(chosen)} instead")
+    return chosen

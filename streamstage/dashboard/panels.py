@@ -37,7 +37,7 @@ def stage_panel(state: DashboardState) -> Panel:
     """The current stage in block letters, its confidence, and a bar per stage probability."""
     epoch = state.latest
     colour = "dim" if epoch is None else stage_colour(epoch.stage)
-    glyphs = "\n".join(big_lines("-" if epoch is None else epoch.stage_name))
+    glyphs = "\n".join(big_lines("-" if epoch is None or not epoch.known else epoch.stage_name))
     word = Text(glyphs, style=f"bold {colour}", no_wrap=True, overflow="crop")
     caption = Text("waiting for the first epoch" if epoch is None else f"confidence {epoch.confidence:.0%}")
     bars = Table.grid(expand=True, padding=(0, 1))

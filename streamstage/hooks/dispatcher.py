@@ -19,6 +19,9 @@ from typing import Any
 from streamstage.hooks.events import Event
 from streamstage.hooks.runners import Hook, Outcome
 
+_STOP_GRACE_S = 1.0
+"""How long a stopped hook's worker gets to report the outcome of the run it was in."""
+
 log = logging.getLogger("streamstage.hooks")
 
 RESULT_STATUSES: tuple[str, ...] = ("ok", "failed", "timed_out", "dropped")
@@ -92,6 +95,8 @@ class HookDispatcher:
         for worker in self._workers:
             if worker.thread.is_alive():
                 worker.abandon("streamstage stopped before this hook's turn")
+                worker.hook.stop()
+                worker.thread.join(_STOP_GRACE_S)
         return self.drain_results()
 
     def _report(self, result: HookResult) -> None:

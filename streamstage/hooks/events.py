@@ -95,7 +95,8 @@ class EventDetector:
 
     ``stage_change`` compares good-quality epochs only, so a flat stretch scored as W does not send the lights
     on. Signal loss is read from epochs whose quality is ``missing``; an inlet that notices it sooner can
-    call :meth:`set_signal` and the epoch path will not repeat it.
+    call :meth:`set_signal` and the epoch path will not repeat it, nor contradict it with an epoch from
+    before that moment (the last epoch of a finished replay, released at the end, is not ``signal_back``).
     """
 
     def __init__(
@@ -109,9 +110,11 @@ class EventDetector:
         self._epoch_events = epoch_events
         self._last_stage: int | None = None
         self._signal_ok = True
+        self._signal_since_s = float("-inf")
 
     def update(self, epoch: StagedEpoch) -> list[Event]:
-        events = self.set_signal(epoch.quality != "missing", epoch.start_s)
+        ok = epoch.quality != "missing"
+        events = self.set_signal(ok, epoch.start_s) if epoch.start_s >= self._signal_since_s else []
         wall = self._wall(epoch.start_s)
         if self._epoch_events:
             events.append(Event.from_epoch("epoch", epoch, wall))
@@ -134,6 +137,7 @@ class EventDetector:
         if ok == self._signal_ok:
             return []
         self._signal_ok = ok
+        self._signal_since_s = time_s
         wall = self._wall(time_s)
         name = "signal_back" if ok else "signal_lost"
         return [Event(name=name, time_s=time_s, wall=None if wall is None else wall.isoformat())]
@@ -146,9 +150,11 @@ class EventDetector:
             "onset": self._onset.state_dict(),
             "last_stage": self._last_stage,
             "signal_ok": self._signal_ok,
+            "signal_since_s": self._signal_since_s,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._onset.load_state_dict(state["onset"])
         self._last_stage = None if state["last_stage"] is None else int(state["last_stage"])
         self._signal_ok = bool(state["signal_ok"])
+        self._signal_since_s = float(state.get("signal_since_s", float("-inf")))

@@ -70,12 +70,20 @@ class Hook:
     def deliver(self, event: Event) -> Outcome:
         raise NotImplementedError
 
+    def stop(self) -> None:
+        """Streamstage is exiting: end whatever this hook still runs, if it can (a thread cannot be)."""
+
 
 class CommandHook(Hook):
     """Runs an argument list (no shell) with the event in ``STREAMSTAGE_*`` variables and as JSON on stdin.
 
-    The command runs in its own process group, so a timeout also ends whatever it started (a sound player).
+    The command runs in its own process group, so a timeout also ends whatever it started (a sound player),
+    and so does :meth:`stop` when streamstage exits: no hook outlives the night as an orphan.
     """
+
+    def __init__(self, spec: HookSpec) -> None:
+        super().__init__(spec)
+        self._running: subprocess.Popen | None = None
 
     def deliver(self, event: Event) -> Outcome:
         argv = list(self.spec.target)
@@ -83,18 +91,30 @@ class CommandHook(Hook):
         pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
         try:
             with subprocess.Popen(argv, env=env, start_new_session=True, **pipes) as process:
+                self._running = process
                 try:
                     _, stderr = process.communicate(event.to_json().encode(), timeout=self.spec.timeout_s)
                 except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
+                    _kill_group(process)
                     return Outcome("timed_out", f"{argv[0]} still running after {self.spec.timeout_s:g} s")
+                finally:
+                    self._running = None
         except OSError as error:
             return Outcome("failed", f"cannot run {argv[0]}: {error}")
         if process.returncode != 0:
             message = stderr.decode(errors="replace").strip()[-_TAIL_CHARS:]
             return Outcome("failed", f"{argv[0]} exited with {process.returncode}: {message}")
         return Outcome("ok", f"{argv[0]} exited with 0")
+
+    def stop(self) -> None:
+        process = self._running
+        if process is not None:
+            _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 class CallableHook(Hook):

@@ -16,7 +16,7 @@ from typing import Any
 
 from streamstage.errors import StreamstageError
 from streamstage.live.session import NightSession
-from streamstage.lsl.inlet import SIGNAL_BACK, LslInlet, StreamChunk, StreamEvent
+from streamstage.lsl.inlet import SIGNAL_BACK, SIGNAL_LOST, LslInlet, StreamChunk, StreamEvent
 from streamstage.records import StagedEpoch
 
 POLL_S = 0.1
@@ -96,6 +96,8 @@ class LiveLoop:
         if isinstance(item, StreamChunk):
             for epoch in self._stage(item):
                 self._show(epoch)
+        elif isinstance(item, StreamEvent) and item.kind not in (SIGNAL_BACK, SIGNAL_LOST):
+            self.session.on_stream_notice(item.kind, item.message)
         elif isinstance(item, StreamEvent):
             back = item.kind == SIGNAL_BACK
             self._lost_since = None if back else time.monotonic()

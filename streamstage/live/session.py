@@ -11,9 +11,11 @@ on; only a stream whose wanted channel is gone stops it, with a message saying s
 
 from __future__ import annotations
 
+import itertools
 import logging
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,22 +25,40 @@ from streamstage import STAGES, __version__
 from streamstage.alarm import ClockMap, SmartAlarm
 from streamstage.config import Settings
 from streamstage.dashboard import AlarmStatus, DashboardState
-from streamstage.errors import ChannelError, ResumeError
+from streamstage.errors import ChannelError, OutputError
 from streamstage.hooks import Event, EventDetector, HookDispatcher, build_hook
 from streamstage.live.channels import pick_montage
+from streamstage.live.resume import STATE_FORMAT, check_resumable, stream_identity
+from streamstage.live.timeline import NightTimeline
+from streamstage.live.units import UnitDecision, decide_units
+from streamstage.lsl.grid import RegularChunk
 from streamstage.lsl.meta import StreamLayout
 from streamstage.lsl.timing import make_regularizer
 from streamstage.model.checkpoint import StagingModel
-from streamstage.output import NightWriter
+from streamstage.output import NightWriter, WrittenEpoch, damaged_state
 from streamstage.pipeline import StagingPipeline
 from streamstage.records import StagedEpoch
 from streamstage.signal.channels import Montage
-from streamstage.signal.units import scale_to_uv
 
 log = logging.getLogger(__name__)
-STATE_FORMAT = 1
 IRREGULAR_GRID_HZ = 100.0
 """An irregular-rate stream is interpolated onto this grid (the model rate)."""
+UNIT_PROBE_S = 5.0
+"""Seconds of signal looked at before the units are fixed (inferred where the stream does not say)."""
+
+
+def _sources(layout: StreamLayout, montage: Montage) -> tuple[str, ...]:
+    """The staged derivations by their source channels' labels, e.g. ``("AF7-TP9",)``."""
+    return tuple(
+        layout.labels[d.positive] + ("" if d.reference is None else f"-{layout.labels[d.reference]}")
+        for d in montage.derivations
+    )
+
+
+def _pieces(regular: RegularChunk) -> list[tuple[int, int]]:
+    """``(first, last)`` row ranges of a chunk, split where a new segment (clock reset) begins."""
+    cuts = sorted({0, *regular.segment_starts, len(regular)})
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 class EpochSink(Protocol):
@@ -52,6 +72,10 @@ class SessionOptions:
     channels: tuple[str, ...] | None = None
     reference: str | None = None
     settings: Settings = field(default_factory=Settings)
+    accept_new_source: bool = False
+    """Resume (or reconnect) on a stream that is not the one the night started with."""
+    now: Callable[[], float] | None = None
+    """The computer's clock in seconds (default ``time.time``); tests inject one to skip an outage."""
 
 
 class NightSession:
@@ -74,53 +98,148 @@ class NightSession:
         self.settings = self.options.settings
         self.hooks = HookDispatcher([build_hook(spec) for spec in self.settings.hooks])
         self.layout = layout
-        self.montage, self._unit_factors = self._derive(layout)
+        self.montage = self._derive(layout)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
+        self.timeline = NightTimeline(self.options.now) if self.options.now else NightTimeline()
         self.pipeline: StagingPipeline | None = None
         self.clock: ClockMap | None = None
         self.alarm: SmartAlarm | None = None
         self.detector: EventDetector | None = None
         self.truth: dict[int, int] = {}
         self.last_time_s: float | None = None
+        """Night time of the newest sample handed to the signal path."""
         self.last_written_epoch = -1
         self.staged_count = 0
+        self._units: UnitDecision | None = None
+        self._probe: list[tuple[np.ndarray, np.ndarray]] = []
         self._units_warned = False
-        self._resumed_after_s: float | None = None
+        self._break_pending = False
+        self._resumed_at_s: float | None = None
+        self._continued: WrittenEpoch | None = None
+        self._index_offset = 0
         self._rate_noticed = False
         self.dashboard.stream_name = layout.name
         self.dashboard.sfreq = layout.sfreq_hz
         self.dashboard.channel = ", ".join(self.montage.labels)
 
-    # -- channels -------------------------------------------------------------------------------------
-    def _derive(self, layout: StreamLayout) -> tuple[Montage, np.ndarray]:
-        montage = pick_montage(
-            layout.labels, self.model.channels, self.options.channels, self.options.reference
-        )
-        factors = np.array([scale_to_uv(unit).factor for unit in layout.units], dtype=np.float64)
-        return montage, factors
+    # -- channels and units ---------------------------------------------------------------------------
+    def _derive(self, layout: StreamLayout) -> Montage:
+        return pick_montage(layout.labels, self.model.channels, self.options.channels, self.options.reference)
+
+    def refusal(self, layout: StreamLayout) -> str:
+        """Why a stream that came back cannot continue this night ("" when it can): the staged channel must
+        be derived from the same source channels at the same rate, never silently re-chosen."""
+        if layout.sfreq_hz != self.layout.sfreq_hz:
+            return f"at {layout.sfreq_hz:g} Hz, but the night runs at {self.layout.sfreq_hz:g} Hz"
+        try:
+            montage = self._derive(layout)
+        except ChannelError as error:
+            return f"without the staged channel: {error}"
+        if _sources(layout, montage) != _sources(self.layout, self.montage):
+            return (
+                f"with channels that give {', '.join(_sources(layout, montage))}, not the night's "
+                f"{', '.join(_sources(self.layout, self.montage))}"
+            )
+        return ""
+
+    def _probe_units(self, samples: np.ndarray, timestamps: np.ndarray, final: bool = False) -> list:
+        """Hold the first seconds until the units are fixed, then stage them; returns the chunks to stage."""
+        self._probe.append((samples, timestamps))
+        span_s = float(self._probe[-1][1][-1] - self._probe[0][1][0]) if len(timestamps) else 0.0
+        if span_s < UNIT_PROBE_S and not final:
+            return []
+        chunks, self._probe = self._probe, []
+        probe = np.concatenate([np.asarray(c[0], dtype=np.float64) for c in chunks])
+        self._units = decide_units(self.layout, self.montage, probe)
+        for notice in self._units.notices:
+            log.warning(notice)
+            self._event("units_notice", message=notice)
+            self.dashboard.log_event(notice)
+        return chunks
 
     # -- input ----------------------------------------------------------------------------------------
     def on_chunk(self, samples: np.ndarray, timestamps: np.ndarray) -> list[StagedEpoch]:
         """Stage a raw chunk ``(n, n_stream_channels)`` in the stream's units; returns the new epochs."""
+        if self._units is None:
+            return [e for chunk in self._probe_units(samples, timestamps) for e in self._stage_raw(*chunk)]
+        return self._stage_raw(samples, timestamps)
+
+    def _stage_raw(self, samples: np.ndarray, timestamps: np.ndarray) -> list[StagedEpoch]:
         regular = self._regularizer.push(samples, timestamps)
         self._notice_rate()
         if not len(regular):
             return []
         if self.pipeline is None:
             self._start(float(regular.times[0]))
-        assert self.pipeline is not None
-        if self._resumed_after_s is not None:
-            self._mark_resume_gap(float(timestamps[0]))
-        self.last_time_s = float(regular.times[-1])
-        raw_uv = regular.samples * self._unit_factors
-        raw_uv[~np.isfinite(raw_uv)] = np.nan  # Inf bursts become missing samples, like NaN ones
-        derived = self.montage.apply(raw_uv)
-        staged = self.pipeline.push(derived, self._derived_missing(regular.missing) | np.isnan(derived))
-        self.dashboard.trace_uv = self.pipeline.signal.trace_uv
-        for epoch in staged:
-            self._deliver(epoch)
+        staged: list[StagedEpoch] = []
+        for first, last in _pieces(regular):
+            if first in regular.segment_starts or self._break_pending:
+                self._break_pending = False
+                staged += self._bridge(float(regular.times[first]))
+            staged += self._push(regular, first, last)
         if staged:
             self.save()
+        return staged
+
+    def _push(self, regular: RegularChunk, first: int, last: int) -> list[StagedEpoch]:
+        """Hand slots ``first:last`` of one segment to the signal path, in µV, and deliver the epochs."""
+        assert self.pipeline is not None and self._units is not None
+        night_start = self._night_next()
+        if self._resumed_at_s is not None:
+            self._note_resume(regular, first, last, night_start)
+        raw_uv = regular.samples[first:last] * np.asarray(self._units.factors)
+        raw_uv[~np.isfinite(raw_uv)] = np.nan  # Inf bursts become missing samples, like NaN ones
+        derived = self.montage.apply(raw_uv)
+        missing = self._derived_missing(regular.missing[first:last]) | np.isnan(derived)
+        staged = self.pipeline.push(derived, missing)
+        self.last_time_s = self._night_next() - 1.0 / self.pipeline.sfreq_in
+        self.timeline.observe(float(regular.times[last - 1]))
+        self.dashboard.trace_uv = self.pipeline.signal.trace_uv
+        return [self._deliver(epoch) for epoch in staged]
+
+    def _night_next(self) -> float:
+        """Night time of the next sample the signal path will take."""
+        assert self.pipeline is not None
+        signal = self.pipeline.signal
+        return signal.start_time_s + signal.n_samples_in / signal.sfreq_in
+
+    def _bridge(self, new_stream_s: float) -> list[StagedEpoch]:
+        """A break the regularizer could not fill (long gap, clock reset, reopened stream): account for
+        every second of it as missing samples, so later epochs keep their true time."""
+        assert self.pipeline is not None
+        night_next = self._night_next()
+        bridge = self.timeline.bridge(night_next - self.timeline.offset_s, new_stream_s, night_next)
+        n_missing = round(bridge.gap_s * self.pipeline.sfreq_in)
+        staged = self._fill_missing(n_missing)
+        how = (
+            "by the stream's clock"
+            if bridge.measured_by == "stream"
+            else f"by this computer's clock (the stream's clock jumped {bridge.stream_gap_s:+.0f} s)"
+        )
+        message = f"{bridge.gap_s:.0f} s without signal, measured {how}, marked missing"
+        self._event(
+            "gap_bridged",
+            gap_s=bridge.gap_s,
+            stream_gap_s=bridge.stream_gap_s,
+            measured_by=bridge.measured_by,
+            stream_s=new_stream_s,
+            message=message,
+        )
+        self.dashboard.log_event(message)
+        return staged
+
+    def _fill_missing(self, n_samples: int) -> list[StagedEpoch]:
+        """Push ``n_samples`` missing samples, one epoch's worth at a time (hours of gap stay small)."""
+        assert self.pipeline is not None
+        block = round(self.pipeline.signal.config.epoch_s * self.pipeline.sfreq_in)
+        staged: list[StagedEpoch] = []
+        n_out = len(self.montage.labels)
+        while n_samples > 0:
+            take = min(block, n_samples)
+            gap = np.full((take, n_out), np.nan)
+            staged += [self._deliver(e) for e in self.pipeline.push(gap, np.ones(gap.shape, dtype=bool))]
+            n_samples -= take
+        self.last_time_s = self._night_next() - 1.0 / self.pipeline.sfreq_in
         return staged
 
     def _derived_missing(self, missing: np.ndarray) -> np.ndarray:
@@ -133,14 +252,18 @@ class NightSession:
             columns.append(column)
         return np.stack(columns, axis=1)
 
-    def _mark_resume_gap(self, first_time_s: float) -> None:
-        gap_s = first_time_s - (self._resumed_after_s or first_time_s)
-        message = f"resumed after a gap of {gap_s:.1f} s; the gap's samples are marked missing"
-        self._event(
-            "resume_gap", from_s=self._resumed_after_s, to_s=first_time_s, gap_s=gap_s, message=message
-        )
+    def _note_resume(self, regular: RegularChunk, first: int, last: int, night_start: float) -> None:
+        """Once real samples arrive after a resume: how long the night was without them, said once."""
+        real = np.flatnonzero(~regular.empty_slots[first:last])
+        if not real.size or self._resumed_at_s is None or self.pipeline is None:
+            return
+        gap_s = night_start + real[0] / self.pipeline.sfreq_in - self._resumed_at_s
+        from_s = self.timeline.last_stream_s
+        to_s = float(regular.times[first + real[0]])
+        message = f"resumed after {gap_s:.1f} s without data; that time is marked missing"
+        self._event("resume_gap", from_s=from_s, to_s=to_s, gap_s=gap_s, message=message)
         self.dashboard.log_event(message)
-        self._resumed_after_s = None
+        self._resumed_at_s = None
 
     def on_signal(self, ok: bool, message: str, layout: StreamLayout | None = None) -> None:
         """The inlet lost the stream or got it back (maybe with another channel layout)."""
@@ -153,13 +276,20 @@ class NightSession:
         if ok and layout is not None and not layout.same_channels(self.layout):
             self._relayout(layout)
 
+    def on_stream_notice(self, kind: str, message: str) -> None:
+        """The inlet refused a stream that is not this night's, or saw a second one matching it."""
+        log.warning(message)
+        self._event(kind, message=message)
+        self.dashboard.log_event(message)
+
     def _relayout(self, layout: StreamLayout) -> None:
-        try:
-            montage, factors = self._derive(layout)
-        except ChannelError as error:
-            raise ChannelError(f"the stream came back without the staged channel: {error}") from error
-        self.layout, self.montage, self._unit_factors = layout, montage, factors
+        reason = self.refusal(layout)
+        if reason:
+            raise ChannelError(f"the stream came back {reason}")
+        self.layout, self.montage = layout, self._derive(layout)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
+        self._units = None  # the new layout's units are read again
+        self._break_pending = True
         self._event("layout_changed", labels=list(layout.labels), sfreq=layout.sfreq_hz)
 
     def tick(self, now: datetime) -> None:
@@ -181,15 +311,20 @@ class NightSession:
 
     # -- start and epochs ------------------------------------------------------------------------------
     def _start(self, first_time_s: float) -> None:
-        self.pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz, start_time_s=first_time_s)
-        self.clock = (
-            ClockMap.from_start_clock(self.settings.start_clock, first_time_s)
-            if self.settings.start_clock
-            else ClockMap.live(first_time_s)
-        )
+        continued = self._continued
+        start_s = first_time_s if continued is None else continued.end_s
+        self.pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz, start_time_s=start_s)
+        if continued is not None:
+            self.clock = ClockMap(continued.end_s, continued.wall_end)
+            self.timeline.last_wall_s = continued.wall_end.timestamp()
+            self._break_pending = True  # the time since the last row is bridged like any break
+        elif self.settings.start_clock:
+            self.clock = ClockMap.from_start_clock(self.settings.start_clock, first_time_s)
+        else:
+            self.clock = ClockMap.live(first_time_s)
         self._start_decisions()
         self._event(
-            "night_started",
+            "night_started" if continued is None else "night_continued",
             stream=self.layout.name,
             source_id=self.layout.source_id,
             sfreq=self.layout.sfreq_hz,
@@ -197,7 +332,7 @@ class NightSession:
             model=self.model.source,
             model_id=self.model.model_id,
             stream_start_s=first_time_s,
-            wall_start=self.clock.wall(first_time_s).isoformat(),
+            wall_start=self.clock.wall(start_s).isoformat(),
         )
 
     def _start_decisions(self) -> None:
@@ -207,17 +342,22 @@ class NightSession:
             self.alarm = SmartAlarm(self.settings.alarm, self.clock)
             self._refresh_alarm_panel()
 
-    def _deliver(self, epoch: StagedEpoch) -> None:
+    def _deliver(self, staged: StagedEpoch) -> StagedEpoch:
+        """Write an epoch and hand it to every sink. The alarm, events and dashboard see it in night time;
+        the hypnogram and the LSL outlets in the stream clock of the segment it starts in."""
+        epoch = replace(staged, index=staged.index + self._index_offset)
         self.staged_count += 1
         if epoch.index <= self.last_written_epoch:
-            return  # already on disk before a crash: keep what was written
+            return epoch  # already on disk before a crash: keep what was written
         assert self.clock is not None and self.detector is not None
-        wall = self.clock.wall(epoch.end_s)
-        truth = self._truth_for(epoch)
-        self.writer.write_epoch(epoch, wall, None if truth is None else STAGES[truth])
+        outward = replace(epoch, start_s=self.timeline.to_stream(epoch.start_s))
+        truth = self._truth_for(outward)
+        self.writer.write_epoch(
+            outward, self.clock.wall(epoch.end_s), None if truth is None else STAGES[truth]
+        )
         self.last_written_epoch = epoch.index
         for sink in self.sinks:
-            self._guarded(sink.push, epoch)
+            self._guarded(sink.push, outward)
         self.dashboard.add_epoch(epoch, truth)
         self.dashboard.elapsed_s = epoch.end_s - self.pipeline.signal.start_time_s if self.pipeline else 0.0
         self.dashboard.quality = "good" if epoch.quality_ok else f"{epoch.quality}"
@@ -238,6 +378,7 @@ class NightSession:
         if self.alarm is not None:
             self._alarm_decisions(self.alarm.update(epoch))
             self._refresh_alarm_panel()
+        return epoch
 
     def _alarm_decisions(self, decisions: list) -> None:
         for decision in decisions:
@@ -282,6 +423,8 @@ class NightSession:
     def _guarded(self, action: Any, *args: Any, **kwargs: Any) -> None:
         try:
             action(*args, **kwargs)
+        except OutputError:
+            raise  # the night folder cannot be written: nothing the night does from now on would be kept
         except Exception as error:  # a sink must never end the night
             self.record_error("sink_error", error)
 
@@ -297,10 +440,12 @@ class NightSession:
     def close(self) -> list[StagedEpoch]:
         """End of the night: release the last held-back epoch, flush hooks, save the state."""
         staged: list[StagedEpoch] = []
+        if self._units is None and self._probe:
+            last = self._probe.pop()
+            for chunk in self._probe_units(*last, final=True):
+                staged += self._stage_raw(*chunk)
         if self.pipeline is not None:
-            staged = self.pipeline.finish()
-            for epoch in staged:
-                self._deliver(epoch)
+            staged += [self._deliver(epoch) for epoch in self.pipeline.finish()]
             self.save()
         for result in self.hooks.close():
             self._guarded(self.writer.write_record, result.to_dict())
@@ -310,53 +455,68 @@ class NightSession:
     # -- resume ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         assert self.pipeline is not None and self.clock is not None and self.detector is not None
+        assert self._units is not None
         return {
             "format": STATE_FORMAT,
             "version": __version__,
-            "stream": {"name": self.layout.name, "source_id": self.layout.source_id},
+            "stream": stream_identity(self.layout),
             "channels": list(self.montage.labels),
+            "unit_factors": list(self._units.factors),
             "pipeline": self.pipeline.state_dict(),
             "regularizer": self._regularizer.state_dict(),
+            "timeline": self.timeline.state_dict(),
             "clock": self.clock.to_dict(),
             "detector": self.detector.state_dict(),
             "alarm": None if self.alarm is None else self.alarm.state_dict(),
             "last_time_s": self.last_time_s,
             "last_written_epoch": self.last_written_epoch,
+            "index_offset": self._index_offset,
         }
 
     def save(self) -> None:
-        if self.pipeline is not None:
-            self._guarded(self.writer.save_state, self.state_dict())
+        if self.pipeline is not None and self._units is not None:
+            self.writer.save_state(self.state_dict())
 
-    def resume(self, state: dict[str, Any]) -> None:
-        """Continue a saved night: same model, same channels; the time since the save becomes a gap."""
-        if state.get("format") != STATE_FORMAT or state.get("version") != __version__:
-            raise ResumeError(
-                f"the saved night was written by streamstage {state.get('version')}, this is {__version__}; "
-                "resume it with the version that started it, or start a new night."
-            )
-        if list(state["channels"]) != list(self.montage.labels):
-            raise ResumeError(
-                f"the saved night staged {', '.join(state['channels'])}, this run would stage "
-                f"{', '.join(self.montage.labels)}; pass the same --channel."
-            )
-        pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz)
-        pipeline.load_state_dict(state["pipeline"])  # refuses a night staged with another model
+    def resume(self, state: dict[str, Any], last_row: WrittenEpoch | None = None) -> None:
+        """Continue a saved night: same model, same channels; the time since the save becomes a gap.
+
+        ``last_row`` is the newest epoch in the hypnogram: a crash after its row was written but before the
+        state that follows it was saved must not write that epoch twice.
+        """
+        check_resumable(state, self.layout, self.montage, self.options.accept_new_source)
+        try:
+            pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz)
+            pipeline.load_state_dict(state["pipeline"])  # refuses a night staged with another model
+            self.clock = ClockMap.from_dict(state["clock"])
+            self._regularizer.load_state_dict(state["regularizer"])
+            self.timeline.load_state_dict(state["timeline"])
+            self._start_decisions()
+            assert self.detector is not None
+            self.detector.load_state_dict(state["detector"])
+            if self.alarm is not None and state.get("alarm") is not None:
+                self.alarm.load_state_dict(state["alarm"])
+            self._units = UnitDecision(tuple(float(f) for f in state["unit_factors"]))
+            self.last_time_s = float(state["last_time_s"])
+            self.last_written_epoch = int(state["last_written_epoch"])
+            self._index_offset = int(state["index_offset"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise damaged_state(self.writer.state_path, error) from error
         self.pipeline = pipeline
-        self.clock = ClockMap.from_dict(state["clock"])
-        self._regularizer.load_state_dict(state["regularizer"])
-        self._start_decisions()
-        assert self.detector is not None
-        self.detector.load_state_dict(state["detector"])
-        if self.alarm is not None and state.get("alarm") is not None:
-            self.alarm.load_state_dict(state["alarm"])
-            self._refresh_alarm_panel()
-        self.last_time_s = state["last_time_s"]
-        self._resumed_after_s = self.last_time_s
-        self.last_written_epoch = int(state["last_written_epoch"])
+        self._refresh_alarm_panel()
+        if last_row is not None:
+            self.last_written_epoch = max(self.last_written_epoch, last_row.index)
+        self._resumed_at_s = self._night_next()
         self._event(
             "resumed",
             saved_version=state.get("version"),
             last_time_s=self.last_time_s,
             last_written_epoch=self.last_written_epoch,
         )
+
+    def continue_from(self, last_row: WrittenEpoch) -> None:
+        """Continue a night whose state is lost (``--rebuild-state``): the rows stay, the model starts
+        afresh, the epochs go on from the last row and the time since it is marked missing."""
+        self._continued = last_row
+        self.last_written_epoch = last_row.index
+        self._index_offset = last_row.index + 1
+        self._event("rebuilt_state", last_epoch=last_row.index, last_wall=last_row.wall_end.isoformat())

@@ -7,6 +7,12 @@ the same channel count and waits 15 s before trying, so recovery is done here: t
 it, a stream counts as lost when it raises ``LostError`` or sends nothing for ``lost_after_s``, and a
 background resolver watches for the same source id (or name) to come back.
 
+Only *the* night's stream may come back: the same name, type, source id and host (its uid changes with
+every restart of the sender), not a stream that was already there beside it (two mne-lsl players share a
+source id), and one whose staged channel is still the same (the caller's ``refusal`` says). Anything else
+is refused with a ``source_refused`` event and the wait goes on; ``accept_new_source`` lifts the identity
+check (never the channel check). A second stream matching the night's is reported when it appears.
+
 Samples are pulled into one preallocated buffer and handed out as float64 in the stream's own units; time
 stamps are mapped onto this machine's LSL clock (``proc_clocksync``), so gaps and restarts show in them
 and :mod:`streamstage.lsl.timing` can put the samples on a regular grid.
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +30,14 @@ import numpy as np
 
 from streamstage.errors import StreamError
 from streamstage.lsl.meta import StreamLayout
-from streamstage.lsl.resolve import resolve_stream
+from streamstage.lsl.resolve import resolve_stream, xpath_literal
 
 SIGNAL_LOST = "signal_lost"
 SIGNAL_BACK = "signal_back"
+SOURCE_REFUSED = "source_refused"
+STREAM_RIVAL = "stream_rival"
+IDENTITY: tuple[str, ...] = ("name", "type", "source_id", "hostname")
+"""What makes a stream the night's stream, as far as LSL can tell (labels and rate: ``refusal``)."""
 _NUMPY_DTYPES = {
     "float32": np.float32,
     "double64": np.float64,
@@ -41,6 +51,8 @@ _WAIT_STEP_S = 0.01
 _RESOLVE_EVERY_S = 0.25
 """How often the watch for a lost stream's return is consulted."""
 _OPEN_TIMEOUT_S = 5.0
+_RIVALS_EVERY_S = 2.0
+"""How often, while the stream is up, the watch for other streams matching it is consulted."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,8 @@ class StreamChunk:
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """The stream went away (``signal_lost``) or came back (``signal_back``)."""
+    """The stream went away (``signal_lost``), came back (``signal_back``), another one was refused
+    (``source_refused``) or another one matching it appeared (``stream_rival``)."""
 
     kind: str
     message: str
@@ -72,21 +85,35 @@ class LslInlet:
     """
 
     def __init__(
-        self, info: Any, lost_after_s: float = 5.0, chunk_samples: int | None = None, buffer_s: float = 360.0
+        self,
+        info: Any,
+        lost_after_s: float = 5.0,
+        chunk_samples: int | None = None,
+        buffer_s: float = 360.0,
+        accept_new_source: bool = False,
     ) -> None:
         self.lost_after_s = lost_after_s
         self.chunk_samples = chunk_samples
         self.buffer_s = buffer_s
+        self.accept_new_source = accept_new_source
+        self.refusal: Callable[[StreamLayout], str] | None = None
+        """Why a returning stream cannot continue the night ("" when it can); set by the night."""
         self.lost = False
         self._inlet: Any = None
         self._watch: Any = None
+        self._rivals_watch: Any = None
+        self._rivals: set[str] = set()
+        self._refused: set[str] = set()
         self._dead_uid = ""
         self._pending: deque[StreamChunk | StreamEvent] = deque()
         self._last_data_at = 0.0
         self._lost_at = 0.0
         self._next_watch_at = 0.0
+        self._next_rivals_at = 0.0
         self._buffer = np.empty((0, 0))
-        self.layout = self._connect(info)
+        self.layout = self._adopt(*self._open(info))
+        self.identity = self.layout
+        """The stream the night started on: what a returning stream is compared with."""
 
     @classmethod
     def open(
@@ -97,9 +124,11 @@ class LslInlet:
         timeout_s: float = 5.0,
         lost_after_s: float = 5.0,
         chunk_samples: int | None = None,
+        accept_new_source: bool = False,
     ) -> LslInlet:
-        """Resolve the stream (``type="EEG"`` when nothing is given) and open it, or raise StreamError."""
-        return cls(resolve_stream(name, type, source_id, timeout_s), lost_after_s, chunk_samples)
+        """Resolve the stream (an EEG type when nothing is given) and open it, or raise StreamError."""
+        info = resolve_stream(name, type, source_id, timeout_s)
+        return cls(info, lost_after_s, chunk_samples, accept_new_source=accept_new_source)
 
     def poll(self, timeout_s: float = 0.2) -> StreamChunk | StreamEvent | None:
         """The next chunk or event, waiting up to ``timeout_s`` for data; None when there was none."""
@@ -118,6 +147,7 @@ class LslInlet:
         """Let go of the stream and of the watch for its return."""
         self._inlet = None
         self._watch = None
+        self._rivals_watch = None
 
     def __enter__(self) -> LslInlet:
         return self
@@ -138,6 +168,8 @@ class LslInlet:
             if not self.lost and time.monotonic() - self._last_data_at > self.lost_after_s:
                 self._go_lost(f"no data from {self.layout.name!r} for {self.lost_after_s:g} s")
                 return
+            if not self.lost:
+                self._look_for_rivals()
         if self.lost:
             self._look_for_return()
         if not self._pending and self._inlet is None:
@@ -161,36 +193,83 @@ class LslInlet:
                 return np.asarray(stamps, dtype=np.float64)
             time.sleep(min(_WAIT_STEP_S, max(0.0, deadline - time.monotonic())))
 
-    def _go_lost(self, reason: str) -> None:
+    def _watch_for_identity(self) -> Any:
+        """A resolver for streams that may be the night's: by source id (or name), or any when accepted."""
         import pylsl
 
+        if self.accept_new_source:
+            return pylsl.ContinuousResolver(pred=f"type={xpath_literal(self.identity.type)}")
+        if self.identity.source_id:
+            return pylsl.ContinuousResolver(prop="source_id", value=self.identity.source_id)
+        return pylsl.ContinuousResolver(prop="name", value=self.identity.name)
+
+    def _look_for_rivals(self) -> None:
+        """Note (once each) other streams that look like the night's while it is up: never its successor."""
+        now = time.monotonic()
+        if now < self._next_rivals_at:
+            return
+        self._next_rivals_at = now + _RIVALS_EVERY_S
+        if self._rivals_watch is None:
+            self._rivals_watch = self._watch_for_identity()
+        for info in self._rivals_watch.results():
+            uid = info.uid()
+            if uid == self.layout.uid or uid in self._rivals:
+                continue
+            self._rivals.add(uid)
+            message = (
+                f"another stream also matches this night's: {StreamLayout.from_info(info).describe()}; "
+                "it will not be taken for this night's stream"
+            )
+            self._pending.append(StreamEvent(STREAM_RIVAL, message, self.layout))
+
+    def _go_lost(self, reason: str) -> None:
         self.lost = True
         self._lost_at = time.monotonic()
         self._next_watch_at = 0.0
-        source_id = self.layout.source_id
-        if source_id:
-            self._watch = pylsl.ContinuousResolver(prop="source_id", value=source_id)
-        else:
-            self._watch = pylsl.ContinuousResolver(prop="name", value=self.layout.name)
+        self._watch = self._rivals_watch or self._watch_for_identity()
+        self._rivals_watch = None
         self._pending.append(StreamEvent(SIGNAL_LOST, f"signal lost: {reason}; waiting for it", self.layout))
 
     def _look_for_return(self) -> None:
-        """Switch to a stream with the lost one's source id (or name) that is not the one that died."""
+        """Switch to a stream that is the night's (see the module docstring) and not the one that died."""
         now = time.monotonic()
         if self._watch is None or now < self._next_watch_at:
             return
         self._next_watch_at = now + _RESOLVE_EVERY_S
         current_uid = self.layout.uid if self._inlet is not None else self._dead_uid
         for info in self._watch.results():
-            if info.uid() == current_uid:
+            uid = info.uid()
+            if uid == current_uid or uid in self._refused:
                 continue
-            previous = self.layout
             try:
-                layout = self._connect(info)
+                inlet, layout = self._open(info)
             except StreamError:
                 continue  # gone again before it could be opened, or not numeric: keep watching
-            self._come_back(previous, layout)
+            reason = self._refusal(layout)
+            if reason:
+                self._refused.add(uid)
+                message = f"stream {layout.describe()} refused: {reason}; still waiting for this night's"
+                self._pending.append(StreamEvent(SOURCE_REFUSED, message, self.layout))
+                continue
+            previous = self.layout
+            self._come_back(previous, self._adopt(inlet, layout))
             return
+
+    def _refusal(self, layout: StreamLayout) -> str:
+        """Why ``layout`` is not the night's stream, or ""."""
+        if not self.accept_new_source:
+            if layout.uid in self._rivals:
+                return (
+                    "it was running beside the night's stream all along (pass --accept-new-source to allow)"
+                )
+            differs = [key for key in IDENTITY if getattr(layout, key) != getattr(self.identity, key)]
+            if differs:
+                changes = ", ".join(
+                    f"{key} {getattr(layout, key)!r} instead of {getattr(self.identity, key)!r}"
+                    for key in differs
+                )
+                return f"it has {changes} (pass --accept-new-source if it is the same recording)"
+        return self.refusal(layout) if self.refusal else ""
 
     def _come_back(self, previous: StreamLayout, layout: StreamLayout | None = None) -> None:
         self.lost = False
@@ -206,8 +285,8 @@ class LslInlet:
             )
         self._pending.append(StreamEvent(SIGNAL_BACK, message, self.layout, changed))
 
-    def _connect(self, info: Any) -> StreamLayout:
-        """Open an inlet on a resolved stream and read its full description."""
+    def _open(self, info: Any) -> tuple[Any, StreamLayout]:
+        """Open an inlet on a resolved stream and read its full description (nothing adopted yet)."""
         import pylsl
 
         try:
@@ -225,6 +304,9 @@ class LslInlet:
                 f"stream {layout.name!r} carries {layout.channel_format} values, not samples; "
                 "pick an EEG stream with --name, --type or --source-id."
             )
+        return inlet, layout
+
+    def _adopt(self, inlet: Any, layout: StreamLayout) -> StreamLayout:
         rows = self.chunk_samples or max(256, int(layout.sfreq_hz) + 1)
         self._buffer = np.empty((rows, layout.n_channels), dtype=_NUMPY_DTYPES[layout.channel_format])
         self._inlet = inlet

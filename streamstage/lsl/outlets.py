@@ -11,6 +11,7 @@ states. Both are irregular-rate: epochs are regular, but a lost signal leaves ho
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from streamstage import STAGES
@@ -59,11 +60,13 @@ class StageOutlets:
         self._probs: Any = open_outlet(probs)
 
     def push(self, epoch: StagedEpoch) -> None:
-        """Publish one epoch on both streams, stamped at ``epoch.start_s``."""
+        """Publish one epoch on both streams, stamped at ``epoch.start_s``; an unknown epoch (no data) has
+        stage ``"unknown"`` in the JSON and NaN probabilities, so no closed-loop tool acts on a guess."""
         if self._markers is None:
             return
         self._markers.push_sample([json.dumps(epoch.to_dict())], epoch.start_s)
-        self._probs.push_sample(list(epoch.probs), epoch.start_s)
+        probs = list(epoch.probs) if epoch.known else [math.nan] * len(STAGES)
+        self._probs.push_sample(probs, epoch.start_s)
 
     def close(self) -> None:
         self._markers = self._probs = None

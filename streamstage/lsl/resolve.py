@@ -12,18 +12,19 @@ from typing import Any
 from streamstage.errors import StreamError
 from streamstage.lsl.meta import StreamLayout
 
-DEFAULT_TYPE = "EEG"
+DEFAULT_TYPES: tuple[str, ...] = ("EEG", "eeg")
+"""Matched when no criterion is given: the XDF convention, and mne-lsl's lower-case type."""
 AMBIGUITY_WAIT_S = 0.6
 """How long to listen for a second matching stream once one has answered (one discovery wave)."""
 _POLL_S = 0.02
 
 
 def stream_predicate(name: str | None = None, type: str | None = None, source_id: str | None = None) -> str:
-    """An LSL (XPath) predicate matching every given field; ``type="EEG"`` when none is given."""
+    """An LSL (XPath) predicate matching every given field; an EEG type (either case) when none is given."""
     fields = {"name": name, "type": type, "source_id": source_id}
     if not any(fields.values()):
-        fields["type"] = DEFAULT_TYPE
-    return " and ".join(f"{key}={_xpath_literal(value)}" for key, value in fields.items() if value)
+        return " or ".join(f"type={xpath_literal(kind)}" for kind in DEFAULT_TYPES)
+    return " and ".join(f"{key}={xpath_literal(value)}" for key, value in fields.items() if value)
 
 
 def resolve_stream(
@@ -75,7 +76,7 @@ def _watch(resolver: Any, timeout_s: float, settle_s: float | None = None) -> li
         time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
 
 
-def _xpath_literal(value: str) -> str:
+def xpath_literal(value: str) -> str:
     """Quote a value for an XPath 1.0 predicate, which has no escape character."""
     if "'" not in value:
         return f"'{value}'"

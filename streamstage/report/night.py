@@ -19,6 +19,7 @@ import numpy as np
 from streamstage import STAGES
 from streamstage.errors import HypnogramError, InputFileError
 from streamstage.output import HYPNOGRAM_COLUMNS
+from streamstage.records import UNKNOWN_NAME
 from streamstage.stats import UNKNOWN
 
 UNSTAGED = "unstaged"
@@ -170,10 +171,10 @@ def _parse(path: Path, line_number: int, record: list[str]) -> _Row:
 
 
 def _stage_code(name: str) -> int:
-    if not name:
+    if not name or name == UNKNOWN_NAME:
         return UNKNOWN
     if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r} (expected one of {', '.join(STAGES)} or empty)")
+        raise ValueError(f"unknown stage {name!r} (expected one of {', '.join(STAGES)}, {UNKNOWN_NAME} or empty)")
     return STAGES.index(name)
 
 
