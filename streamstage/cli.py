@@ -3,6 +3,10 @@
 Each subcommand lives in its own module under :mod:`streamstage.commands` and exposes ``register`` (adds its
 parser) and ``run`` (does the work, returns an exit code). This module only wires them together and turns
 expected failures (:class:`~streamstage.errors.StreamstageError`) into one clear line.
+
+Only the module of the command being run is imported: several pull in PyTorch (about 2 s), which
+``streamstage --help``, ``streams`` or ``report`` do not need. The top-level help lists the other commands
+from :data:`COMMANDS` (a test checks it against each module's own help line).
 """
 
 from __future__ import annotations
@@ -15,34 +19,46 @@ from collections.abc import Sequence
 from streamstage import __version__
 from streamstage.errors import StreamstageError
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "demo",
-    "run",
-    "streams",
-    "replay",
-    "stage",
-    "report",
-    "train",
-    "evaluate",
-    "bench",
-)
+COMMANDS: dict[str, str] = {
+    "demo": "replay the bundled sample through LSL (this machine only) into the live stager",
+    "run": "stage a live LSL EEG stream in real time",
+    "streams": "list the LSL streams visible from here",
+    "replay": "publish an EDF recording as a live LSL stream",
+    "stage": "stage a recorded EDF file offline (same pipeline as live)",
+    "report": "write summary.txt and report.png for a night's output folder",
+    "train": "train a staging model (subject-wise validation split, early stopping)",
+    "evaluate": "accuracy, macro-F1, kappa, per-stage F1 and confusion matrix on labelled nights",
+    "bench": "benchmark per-epoch cost, memory and throughput",
+}
+"""Command name -> its one-line help, in the order ``--help`` lists them."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with ``command`` (all commands when ``None``) registered by its own module, the
+    others as placeholders that carry only their help line."""
     parser = argparse.ArgumentParser(
         prog="streamstage",
         description="Real-time sleep staging from a live EEG stream (LSL) with a streaming Mamba model.",
     )
     parser.add_argument("--version", action="version", version=f"streamstage {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"streamstage.commands.{name}")
-        module.register(subparsers)
+    for name, help_line in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"streamstage.commands.{name}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_line)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str:
+    """The subcommand argparse will pick: the first argument that is not an option ('' if none)."""
+    first = next((arg for arg in argv if not arg.startswith("-")), "")
+    return first if first in COMMANDS else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -7,12 +7,7 @@ import json
 import time
 from pathlib import Path
 
-import torch
-from rich.console import Console
-
-from streamstage.bench.inputs import bench_model
-from streamstage.bench.report import bench_tables, machine_caption, write_results
-from streamstage.bench.runner import FULL, QUICK, SECTIONS, run_benchmarks
+from streamstage.bench import SECTIONS
 
 DESCRIPTION = (
     "Measure the live path's per-epoch cost and memory after 1, 8, 24 and 72 h of stream, a causal "
@@ -57,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # here, not at the top: the parser (and `streamstage --help`) need no torch
+    from rich.console import Console
+
+    from streamstage.bench.inputs import bench_model
+    from streamstage.bench.report import bench_tables, machine_caption, write_results
+    from streamstage.bench.runner import FULL, QUICK, run_benchmarks
+
     console = Console()
     torch.set_num_threads(args.threads)
     if "lsl" in args.sections:
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     tables = bench_tables(results)
     for table in tables:
         console.print(table.to_rich())
-    caption = machine_caption(results["machine"])
+    caption = machine_caption(results["machine"], results.get("load_average_after"))
     console.print(caption)
     stem = "bench-quick" if args.quick else "bench"
     markdown = "\n".join([caption, "", *(table.to_markdown() for table in tables)])

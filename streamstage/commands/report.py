@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from streamstage.report import write_report
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streamstage.report import write_report  # here: the parser is built without it
+
     report = write_report(args.night_dir)
     if not args.quiet:
         print(report.summary)

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from rich.console import Console
-
-from streamstage.io.edf import EdfRecording
-from streamstage.live.channels import pick_montage
-from streamstage.model.checkpoint import load_model
-from streamstage.offline import RecordingSource, stage_recording
-from streamstage.output import NightWriter, default_night_folder
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # here, not at the top: `streamstage --help` must not wait for torch
+    from rich.console import Console
+
+    from streamstage.model.checkpoint import load_model
+    from streamstage.offline import RecordingSource, stage_recording
+    from streamstage.output import NightWriter, default_night_folder
+
     torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     console = Console(stderr=True)
     model = load_model(args.model)
@@ -63,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _default_channels(path: Path, model_channels: tuple[str, ...], console: Console) -> list[str]:
     """The channel ``run`` would stage on a stream with this file's labels, said when it is a fallback."""
+    from streamstage.io.edf import EdfRecording
+    from streamstage.live.channels import pick_montage
+
     labels = EdfRecording.open(path).labels
     chosen = list(pick_montage(labels, model_channels).labels)
     if chosen != list(model_channels):
