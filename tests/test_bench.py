@@ -23,9 +23,11 @@ from streamstage.bench.inputs import (
 )
 from streamstage.bench.live_path import bench_live_path
 from streamstage.bench.lsl_throughput import bench_lsl_replay
+from streamstage.bench.mamba_step import bench_mamba_steps
 from streamstage.bench.measure import at_marks, latency_summary, machine_info, rss_bytes
 from streamstage.bench.report import bench_tables
 from streamstage.bench.runner import BenchSizes, run_benchmarks
+from streamstage.bench.startup import bench_startup
 from streamstage.bench.throughput import bench_file_pipeline, profiled
 from streamstage.bench.transformer_cost import bench_transformer
 from streamstage.bench.yasa_peer import bench_yasa
@@ -144,7 +146,28 @@ def test_batching_state_grows_with_streams_only(model: StagingModel, tokens: np.
     assert four["state_bytes"] == 4 * one["state_bytes"]
     for row in (one, four):
         _positive_summary(row["batch_ms"], 3)
+        _positive_summary(row["fast_batch_ms"], 3)
         assert row["per_stream_median_ms"] == pytest.approx(row["batch_ms"]["median_ms"] / row["streams"])
+        assert row["fast_per_stream_median_ms"] == pytest.approx(
+            row["fast_batch_ms"]["median_ms"] / row["streams"]
+        )
+
+
+def test_mamba_steps_fast_beside_reference(model: StagingModel, tokens: np.ndarray) -> None:
+    result = bench_mamba_steps(model.net, tokens, MARKS, window=3)
+    assert [row["epochs"] for row in result["marks"]] == list(MARKS)
+    for row in result["marks"]:
+        _positive_summary(row["reference_step_ms"], 3)
+        _positive_summary(row["fast_step_ms"], 3)
+        assert row["state_bytes"] == model.net.init_state(1).nbytes
+    assert result["largest_logit_difference"] < 1e-5
+
+
+def test_startup_rows_say_whether_torch_was_imported() -> None:
+    (help_row, run_row) = bench_startup([("--help",), ("run", "--help")], repeats=1)
+    assert help_row["command"] == "--help" and not help_row["imports_torch"]
+    assert run_row["imports_torch"]
+    assert help_row["seconds"] > 0
 
 
 def test_file_pipeline_throughput_and_profile(model: StagingModel, night_edf: Path) -> None:
@@ -184,15 +207,18 @@ def test_run_benchmarks_compares_and_reports(model: StagingModel) -> None:
         batch_sizes=(1, 2),
         batch_steps=2,
     )
-    results = run_benchmarks(model, sizes, ["transformer", "live", "batching"])
-    assert {"machine", "model", "sizes", "live", "transformer", "batching", "comparison"} <= set(results)
+    results = run_benchmarks(model, sizes, ["transformer", "live", "mamba", "batching"])
+    assert {"machine", "model", "sizes", "live", "mamba", "transformer", "batching", "comparison"} <= set(
+        results
+    )
     assert [row["hours"] for row in results["comparison"]] == [0.025, 0.05]
     for row in results["comparison"]:
         assert row["kv_cache_time_ratio"] > 0 and row["reattend_time_ratio"] > 0
+        assert row["mamba_reference_time_ratio"] > 0
         assert row["kv_cache_memory_ratio"] == row["kv_cache_bytes"] / row["mamba_state_bytes"]
     tables = bench_tables(results)
-    assert [len(table.rows) for table in tables] == [2, 2, 2]
-    markdown = tables[1].to_markdown()
+    assert [len(table.rows) for table in tables] == [2, 2, 2, 2]
+    markdown = tables[2].to_markdown()
     assert markdown.startswith("**Mamba vs causal Transformer") and markdown.count("\n| ") == 3
     json.dumps(results)
     with pytest.raises(ConfigError, match="gpu"):

@@ -1,7 +1,8 @@
 """Many streams at once: one batched Mamba step for every bed (or headband) of a sleep lab.
 
-A batch of B streams steps together in one ``StagingNet.step`` call, each with its own state row. The
-per-stream cost is the batch's cost over B; the state grows with B, never with time.
+A batch of B streams steps together, each with its own state row, through ``StagingNet.step`` (PyTorch,
+the reference) and through :class:`~streamstage.model.fast_step.FastStepper`. The per-stream cost is the
+batch's cost over B; the state grows with B, never with time.
 """
 
 from __future__ import annotations
@@ -14,27 +15,36 @@ import numpy as np
 import torch
 
 from streamstage.bench.measure import latency_summary
+from streamstage.model.fast_step import FastStepper
 from streamstage.model.stager import StagingNet
 
 
 def bench_batch(net: StagingNet, tokens: np.ndarray, batch: int, n_steps: int, warmup: int) -> dict[str, Any]:
-    """Time ``n_steps`` batched steps of ``batch`` streams over ``tokens`` ``(n, n_channels, 10)``."""
+    """Time ``n_steps`` batched steps of ``batch`` streams over ``tokens`` ``(n, n_channels, 10)``, both
+    through the reference and the fast step."""
     state = net.init_state(batch)
+    fast = FastStepper.from_net(net, batch)
     offsets = np.arange(batch)  # each stream at another point of the night
-    durations = []
+    reference, fast_durations = [], []
     for index in range(warmup + n_steps):
-        rows = tokens[(index + offsets) % len(tokens)]
-        inputs = torch.from_numpy(np.ascontiguousarray(rows[:, None]))
+        rows = np.ascontiguousarray(tokens[(index + offsets) % len(tokens)])
+        inputs = torch.from_numpy(rows[:, None])
         started = time.perf_counter()
-        _, state = net.step(inputs, state)
+        with torch.no_grad():
+            _, state = net.step(inputs, state)
+        stepped = time.perf_counter()
+        fast.step(rows)
+        done = time.perf_counter()
         if index >= warmup:
-            durations.append(time.perf_counter() - started)
-    per_batch = latency_summary(durations)
+            reference.append(stepped - started)
+            fast_durations.append(done - stepped)
+    per_batch, fast_batch = latency_summary(reference), latency_summary(fast_durations)
     return {
         "streams": batch,
         "batch_ms": per_batch,
+        "fast_batch_ms": fast_batch,
         "per_stream_median_ms": per_batch["median_ms"] / batch,
-        "per_stream_p99_ms": per_batch["p99_ms"] / batch,
+        "fast_per_stream_median_ms": fast_batch["median_ms"] / batch,
         "state_bytes": state.nbytes,
     }
 

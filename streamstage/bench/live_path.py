@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from streamstage.bench.measure import MB, at_marks, rss_bytes
+from streamstage.epoch_stager import EpochStager
 from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
-from streamstage.epoch_stager import EpochStager
 
 
 def bench_live_path(

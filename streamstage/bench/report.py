@@ -65,9 +65,11 @@ def _median_p99(summary: dict[str, float]) -> str:
     return f"{ms(summary['median_ms'])} / {ms(summary['p99_ms'])}"
 
 
-def machine_caption(machine: dict[str, Any]) -> str:
+def machine_caption(machine: dict[str, Any], load_after: list[float] | None = None) -> str:
     load = machine.get("load_average") or []
     load_text = f", load average {load[0]:.1f} at start" if load else ""
+    if load_after:
+        load_text += f" and {load_after[0]:.1f} at the end (1-minute)"
     return (
         f"{machine['cpu']} ({machine['cpus_usable']} usable cores), torch {machine['torch']} "
         f"with {machine['torch_threads']} thread(s){load_text}."
@@ -95,10 +97,40 @@ def live_table(live: dict[str, Any]) -> TableData:
     return table
 
 
+def mamba_table(mamba: dict[str, Any]) -> TableData:
+    table = TableData(
+        "Mamba step alone, batch 1 (ms, median / p99)",
+        ("stream", "reference step (PyTorch)", "fast step (NumPy)", "speed-up", "state"),
+        caption=f"Both step the same tokens from the same state, every epoch; last {mamba['window_epochs']} "
+        f"before each mark. Largest logit difference over the run: {mamba['largest_logit_difference']:.1e}.",
+    )
+    for mark in mamba["marks"]:
+        reference, fast = mark["reference_step_ms"], mark["fast_step_ms"]
+        table.rows.append(
+            (
+                hours(mark["hours"]),
+                _median_p99(reference),
+                _median_p99(fast),
+                ratio(reference["median_ms"] / fast["median_ms"]),
+                nbytes(mark["state_bytes"]),
+            )
+        )
+    return table
+
+
 def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, Any]]) -> TableData:
     table = TableData(
-        "Mamba vs causal Transformer, per epoch (median ms, ratio to Mamba)",
-        ("stream", "Mamba step", "KV cache", "re-attend", "Mamba state", "KV cache held", "KV-run RSS"),
+        "Mamba vs causal Transformer, per epoch (median ms, ratio to the fast Mamba step)",
+        (
+            "stream",
+            "Mamba fast step",
+            "Mamba reference step",
+            "KV cache",
+            "re-attend",
+            "Mamba state",
+            "KV cache held",
+            "KV-run RSS",
+        ),
         caption=f"Mamba {transformer['mamba_parameters']:,} parameters; Transformer "
         f"{transformer['transformer_parameters']:,} (d_model {transformer['d_model']}, "
         f"{transformer['n_layers']} layers, {transformer['n_heads']} heads, MLP {transformer['d_mlp']}). "
@@ -109,7 +141,8 @@ def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, An
         table.rows.append(
             (
                 hours(row["hours"]),
-                ms(row["mamba_step_median_ms"]),
+                f"{row['mamba_fast_step_median_ms']:.3f}",
+                f"{ms(row['mamba_reference_step_median_ms'])} ({ratio(row['mamba_reference_time_ratio'])})",
                 f"{ms(row['kv_cache_step_median_ms'])} ({ratio(row['kv_cache_time_ratio'])})",
                 f"{ms(row['reattend_step_median_ms'])} ({ratio(row['reattend_time_ratio'])})",
                 nbytes(row["mamba_state_bytes"]),
@@ -122,8 +155,8 @@ def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, An
 
 def batching_table(batching: dict[str, Any]) -> TableData:
     table = TableData(
-        "Many streams in one batched Mamba step (ms)",
-        ("streams", "batch median", "batch p99", "per stream median", "state (all streams)"),
+        "Many streams in one batched Mamba step (median)",
+        ("streams", "reference batch ms", "fast batch ms", "reference µs/stream", "fast µs/stream", "state"),
         caption=f"{batching['n_steps']} batched steps per size; model step only (features are per stream).",
     )
     for row in batching["rows"]:
@@ -131,9 +164,27 @@ def batching_table(batching: dict[str, Any]) -> TableData:
             (
                 str(row["streams"]),
                 ms(row["batch_ms"]["median_ms"]),
-                ms(row["batch_ms"]["p99_ms"]),
-                f"{row['per_stream_median_ms']:.3f}",
+                ms(row["fast_batch_ms"]["median_ms"]),
+                f"{1e3 * row['per_stream_median_ms']:.1f}",
+                f"{1e3 * row['fast_per_stream_median_ms']:.1f}",
                 nbytes(row["state_bytes"]),
+            )
+        )
+    return table
+
+
+def startup_table(startup: list[dict[str, Any]]) -> TableData:
+    table = TableData(
+        "Command start-up (fresh interpreter, median wall time)",
+        ("command", "seconds", "imports torch"),
+        caption="`streams --timeout 0.1` includes its 0.1 s of listening; `run` needs the model, so torch.",
+    )
+    for row in startup:
+        table.rows.append(
+            (
+                f"streamstage {row['command']}",
+                f"{row['seconds']:.2f}",
+                "yes" if row["imports_torch"] else "no",
             )
         )
     return table
@@ -153,6 +204,10 @@ def throughput_table(results: dict[str, Any]) -> TableData:
         file_row = results["file"]
         verdict = "meets" if file_row["meets_target"] else "misses"
         notes.append(f"The file pipeline {verdict} the {file_row['target_x_realtime']:,.0f}x target.")
+        if "x_realtime" in results.get("lsl", {}):
+            notes.append(
+                f"LSL / file throughput: {results['lsl']['x_realtime'] / file_row['x_realtime']:.2f}."
+            )
     for key, label in THROUGHPUT_PATHS.items():
         row = results.get(key)
         if row is None:
@@ -198,6 +253,8 @@ def bench_tables(results: dict[str, Any]) -> list[TableData]:
     tables = []
     if "live" in results:
         tables.append(live_table(results["live"]))
+    if "mamba" in results:
+        tables.append(mamba_table(results["mamba"]))
     if "comparison" in results:
         tables.append(transformer_table(results["transformer"], results["comparison"]))
     if "batching" in results:
@@ -207,6 +264,8 @@ def bench_tables(results: dict[str, Any]) -> list[TableData]:
     for key in ("file", "lsl"):
         if key in results:
             tables.append(profile_table(results[key]["profile"], THROUGHPUT_PATHS[key]))
+    if "startup" in results:
+        tables.append(startup_table(results["startup"]))
     return tables
 
 

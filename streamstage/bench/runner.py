@@ -15,18 +15,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from streamstage.bench import SECTIONS
 from streamstage.bench.batching import bench_batching
 from streamstage.bench.inputs import CHANNEL, epoch_tokens, synthetic_epochs, synthetic_night, write_night_edf
 from streamstage.bench.live_path import bench_live_path
 from streamstage.bench.lsl_throughput import bench_lsl_replay
+from streamstage.bench.mamba_step import bench_mamba_steps
 from streamstage.bench.measure import EPOCHS_PER_HOUR, machine_info
+from streamstage.bench.startup import bench_startup
 from streamstage.bench.throughput import bench_file_pipeline, profiled
 from streamstage.bench.transformer_cost import bench_transformer
 from streamstage.bench.yasa_peer import bench_yasa
 from streamstage.errors import ConfigError
 from streamstage.model.checkpoint import StagingModel
 
-SECTIONS: tuple[str, ...] = ("live", "transformer", "batching", "file", "lsl", "yasa")
 NIGHT_SECTIONS = frozenset({"file", "lsl", "yasa"})
 
 
@@ -45,6 +47,7 @@ class BenchSizes:
     night_h: float = 8.0
     night_sfreq_hz: float = 256.0
     profile_h: float = 1.0
+    startup_repeats: int = 3
 
     @property
     def marks_epochs(self) -> tuple[int, ...]:
@@ -61,6 +64,7 @@ QUICK = BenchSizes(
     batch_steps=10,
     night_h=0.25,
     profile_h=0.1,
+    startup_repeats=1,
 )
 
 
@@ -84,6 +88,7 @@ def run_benchmarks(
     tokens = epoch_tokens(epochs, max(sizes.marks_epochs))
     long_stream = {
         "live": lambda: bench_live_path(model, epochs, sizes.marks_epochs, sizes.window_epochs),
+        "mamba": lambda: bench_mamba_steps(model.net, tokens, sizes.marks_epochs, sizes.window_epochs),
         "transformer": lambda: bench_transformer(
             model, tokens, sizes.marks_epochs, sizes.window_epochs, sizes.reattend_steps
         ),
@@ -95,8 +100,11 @@ def run_benchmarks(
             results[name] = long_stream[name]()
     if NIGHT_SECTIONS & set(wanted):
         results.update(_night_sections(model, sizes, [n for n in wanted if n in NIGHT_SECTIONS], progress))
-    if "live" in results and "transformer" in results:
-        results["comparison"] = compare(results["live"], results["transformer"])
+    if "startup" in wanted:
+        progress("startup")
+        results["startup"] = bench_startup(repeats=sizes.startup_repeats)
+    if "mamba" in results and "transformer" in results:
+        results["comparison"] = compare(results["mamba"], results["transformer"])
     results["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return results
 
@@ -135,24 +143,29 @@ def _stream_name() -> str:
     return f"streamstage-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def compare(live: dict[str, Any], transformer: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per mark: each model's median step and held state, and the Transformer's ratios to Mamba."""
+def compare(mamba: dict[str, Any], transformer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per mark: each model's median step and held state, and every step's ratio to the fast Mamba step."""
     rows = []
-    for mamba, kv, reattend in zip(
-        live["marks"], transformer["kv_cache"], transformer["reattend"], strict=True
+    for step, kv, reattend in zip(
+        mamba["marks"], transformer["kv_cache"], transformer["reattend"], strict=True
     ):
-        mamba_ms = mamba["step_ms"]["median_ms"]
+        fast_ms = step["fast_step_ms"]["median_ms"]
+        medians = {
+            "mamba_fast_step_median_ms": fast_ms,
+            "mamba_reference_step_median_ms": step["reference_step_ms"]["median_ms"],
+            "kv_cache_step_median_ms": kv["step_ms"]["median_ms"],
+            "reattend_step_median_ms": reattend["step_ms"]["median_ms"],
+        }
         rows.append(
             {
-                "hours": mamba["hours"],
-                "mamba_step_median_ms": mamba_ms,
-                "kv_cache_step_median_ms": kv["step_ms"]["median_ms"],
-                "reattend_step_median_ms": reattend["step_ms"]["median_ms"],
-                "kv_cache_time_ratio": kv["step_ms"]["median_ms"] / mamba_ms,
-                "reattend_time_ratio": reattend["step_ms"]["median_ms"] / mamba_ms,
-                "mamba_state_bytes": mamba["state_bytes"],
+                "hours": step["hours"],
+                **medians,
+                "mamba_reference_time_ratio": medians["mamba_reference_step_median_ms"] / fast_ms,
+                "kv_cache_time_ratio": medians["kv_cache_step_median_ms"] / fast_ms,
+                "reattend_time_ratio": medians["reattend_step_median_ms"] / fast_ms,
+                "mamba_state_bytes": step["state_bytes"],
                 "kv_cache_bytes": kv["state_bytes"],
-                "kv_cache_memory_ratio": kv["state_bytes"] / mamba["state_bytes"],
+                "kv_cache_memory_ratio": kv["state_bytes"] / step["state_bytes"],
             }
         )
     return rows
