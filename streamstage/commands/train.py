@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of subjects for validation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train this many seeds (--seed, --seed+1, ...) and ship them as one ensemble that averages "
+        "their probabilities (the shipped models use 3)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from streamstage.training.augment import NO_AUGMENTATION, TransferAugmentation
     from streamstage.training.protocols import split_validation
     from streamstage.training.sources import load_nights_from_args
-    from streamstage.training.train import TrainConfig, train_model
+    from streamstage.training.train import TrainConfig, train_ensemble
 
     console = Console(stderr=True)
     nights, channels = load_nights_from_args(args, console)
@@ -75,14 +82,18 @@ def run(args: argparse.Namespace) -> int:
         console=console,
     ) as progress:
         task = progress.add_task("train", total=train_config.max_steps, status="")
+        member = {"index": 1, "last_step": 0}
 
         def on_progress(step: int, total: int, record: dict) -> None:
-            status = f"loss {record['train_loss']:.3f}"
+            if step < member["last_step"]:  # the next member started from step 1
+                member["index"] += 1
+            member["last_step"] = step
+            status = f"member {member['index']}/{args.members}  loss {record['train_loss']:.3f}"
             if "val_kappa" in record:
                 status += f"  val kappa {record['val_kappa']:.3f}"
             progress.update(task, completed=step, status=status)
 
-        model, _ = train_model(train, val, stager_config, train_config, on_progress=on_progress)
+        model = train_ensemble(train, val, stager_config, train_config, args.members, on_progress=on_progress)
     model.training["source"] = str(args.features or args.edf)
     save_model(model, args.out)
     log_path = args.log or args.out.with_suffix(".log.json")

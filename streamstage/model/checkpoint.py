@@ -20,18 +20,29 @@ import torch
 
 from streamstage.errors import ModelError
 from streamstage.features import CAUSAL, RECIPE, NormalizerConfig
+from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
 
 FORMAT = "streamstage-model"
 FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "default.pt"
+BUNDLED_MODELS: dict[str, str] = {
+    "default": "one frontal EEG channel (Fpz-Cz; on a headband the nearest frontal derivation)",
+    "psg": "PSG: Fpz-Cz + Pz-Oz + horizontal EOG",
+}
+"""Models shipped inside the package, by the name ``--model`` takes, with what each stages."""
+DEFAULT_MODEL = "default"
+
+
+def build_net(config: StagerConfig) -> StagingNet | EnsembleNet:
+    """The network a config describes: one :class:`StagingNet`, or an ensemble of ``n_members``."""
+    return EnsembleNet(config) if config.n_members > 1 else StagingNet(config)
 
 
 @dataclass
 class StagingModel:
     """A loaded model: the network plus what the pipeline needs to feed it correctly."""
 
-    net: StagingNet
+    net: StagingNet | EnsembleNet
     normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
     training: dict[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
@@ -94,21 +105,30 @@ def _read_payload(raw: bytes, source: str) -> dict[str, Any]:
     return payload
 
 
+def _bundled(name: str) -> tuple[bytes, str]:
+    resource = resources.files("streamstage.weights").joinpath(f"{name}.pt")
+    if not resource.is_file():
+        raise ModelError(f"the shipped {name} model is missing from this install; reinstall streamstage.")
+    return resource.read_bytes(), f"the shipped {name} model"
+
+
 def load_model(path: Path | str | None = None) -> StagingModel:
-    """Load a checkpoint file, or the model shipped inside the package when ``path`` is None."""
-    if path is None:
-        resource = resources.files("streamstage.weights").joinpath(DEFAULT_MODEL_NAME)
-        if not resource.is_file():
-            raise ModelError("the shipped default model is missing from this install; reinstall streamstage.")
-        raw, source = resource.read_bytes(), "the shipped default model"
+    """Load a checkpoint file, or a model shipped inside the package by its name (``default``, ``psg``);
+    None is the default model. A file of that name in the working folder wins over the bundled model."""
+    name = DEFAULT_MODEL if path is None else str(path)
+    if name in BUNDLED_MODELS and not Path(name).is_file():
+        raw, source = _bundled(name)
     else:
-        path = Path(path)
+        path = Path(name)
         if not path.is_file():
-            raise ModelError(f"model file {path} does not exist; pass --model with a checkpoint path.")
+            raise ModelError(
+                f"model file {path} does not exist; pass --model with a checkpoint path or a shipped "
+                f"model's name ({', '.join(BUNDLED_MODELS)})."
+            )
         raw, source = path.read_bytes(), str(path)
     payload = _read_payload(raw, source)
     config = StagerConfig.from_dict(payload["config"])
-    net = StagingNet(config)
+    net = build_net(config)
     try:
         net.load_state_dict(payload["state_dict"])
     except RuntimeError as error:

@@ -6,6 +6,7 @@ normalised band-power features; a raw-signal model would feed it sample embeddin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ class StagerConfig:
     dropout: float = 0.1
     bidirectional: bool = False
     stages: tuple[str, ...] = field(default=STAGES)
+    n_members: int = 1
+    """More than one: an :class:`~streamstage.model.ensemble.EnsembleNet` of that many networks."""
 
     @property
     def n_inputs(self) -> int:
@@ -95,6 +98,10 @@ class StagingNet(nn.Module):
         if self.backward_backbone is not None:
             raise RuntimeError("a bidirectional model is an offline reference and cannot stream")
         return self.backbone.init_state(batch)
+
+    def load_state(self, state: Mapping[str, Any]) -> StackState:
+        """A saved state, checked against this network's sizes (the loader resume goes through)."""
+        return self.backbone.load_state(state)
 
     @torch.no_grad()
     def step(self, features: torch.Tensor, state: StackState) -> tuple[torch.Tensor, StackState]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from torch import nn
 
 from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, NormalizerConfig, zscore_night
 from streamstage.model.checkpoint import StagingModel
+from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.training.augment import TransferAugmentation, augment_crop
 from streamstage.training.data import IGNORE_LABEL, Night
@@ -182,3 +183,42 @@ def train_model(
         "history": history,
     }
     return StagingModel(net=net, normalizer=normalizer, training=metadata), history
+
+
+def train_ensemble(
+    train_nights: Sequence[Night],
+    val_nights: Sequence[Night],
+    stager_config: StagerConfig,
+    config: TrainConfig,
+    n_members: int,
+    normalizer: NormalizerConfig | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> StagingModel:
+    """``n_members`` networks of one recipe with seeds ``config.seed, config.seed + 1, ...`` on the same
+    nights, averaged into one :class:`EnsembleNet` (a single network for ``n_members == 1``)."""
+    members = [
+        train_model(
+            train_nights,
+            val_nights,
+            stager_config,
+            replace(config, seed=config.seed + offset),
+            normalizer,
+            on_progress,
+        )[0]
+        for offset in range(n_members)
+    ]
+    if n_members == 1:
+        return members[0]
+    model = StagingModel(net=EnsembleNet.of([m.net for m in members]), normalizer=members[0].normalizer)
+    ensemble_kappa = score_nights(model, val_nights).kappa if val_nights else None
+    model.training = {
+        **{k: v for k, v in members[0].training.items() if k not in ("best_val_kappa", "history")},
+        "n_members": n_members,
+        "member_seeds": [config.seed + offset for offset in range(n_members)],
+        "members": [
+            {"best_val_kappa": m.training["best_val_kappa"], "history": m.training["history"]}
+            for m in members
+        ],
+        "best_val_kappa": None if ensemble_kappa is None else round(float(ensemble_kappa), 4),
+    }
+    return model
