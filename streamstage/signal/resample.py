@@ -26,6 +26,8 @@ _BLOCK = 2048
 """Outputs computed per vectorised block, bounding the memory a one-shot file push needs."""
 _MAX_TABLE_SIZE = 1 << 20
 """Kernel weights are tabulated per fractional phase when the table stays below this many values (8 MB)."""
+_GROUPS_PER_MATMUL = 4096
+"""Output groups computed per matrix product, bounding the memory a one-shot file push needs."""
 
 
 def sfreq_ratio(sfreq_in_hz: float, sfreq_out_hz: float) -> Fraction:
@@ -61,6 +63,7 @@ class Resampler:
         self._table = (
             self._kernel(np.arange(n_phases)) if n_phases * len(self._taps) <= _MAX_TABLE_SIZE else None
         )
+        self._polyphase = None if self.passthrough or self._table is None else _Polyphase.of(self)
         pad = 0 if self.passthrough else self.half_width_in - 1
         self._buffer = np.zeros((pad, n_channels))
         self._buffer_missing = np.zeros((pad, n_channels), dtype=bool)
@@ -82,8 +85,14 @@ class Resampler:
         ready = self.n_in - self.half_width_in
         n_end = -(-ready * q // p) if ready > 0 else 0
         outputs, outputs_missing = [], []
-        for block_start in range(self.n_out, n_end, _BLOCK):
-            k = np.arange(block_start, min(block_start + _BLOCK, n_end), dtype=np.int64)
+        for start, stop, by_matmul in self._spans(self.n_out, n_end):
+            if by_matmul:
+                assert self._polyphase is not None
+                outputs.append(self._polyphase.outputs(start, stop, buffer, self._buffer_start))
+                k = np.arange(start, stop, dtype=np.int64)
+                outputs_missing.append(buffer_missing[(2 * k * p + q) // (2 * q) - self._buffer_start])
+                continue
+            k = np.arange(start, stop, dtype=np.int64)
             values, mask = self._interpolate(k * p, q, buffer, buffer_missing)
             outputs.append(values)
             outputs_missing.append(mask)
@@ -95,6 +104,13 @@ class Resampler:
         if not outputs:
             return np.zeros((0, self.n_channels)), np.zeros((0, self.n_channels), dtype=bool)
         return np.concatenate(outputs), np.concatenate(outputs_missing)
+
+    def _spans(self, start: int, stop: int) -> list[tuple[int, int, bool]]:
+        """Outputs ``start..stop`` in blocks, each computed by matrix product or output by output."""
+        if self._polyphase is None:
+            return [(k, min(k + _BLOCK, stop), False) for k in range(start, stop, _BLOCK)]
+        step = _GROUPS_PER_MATMUL * self._polyphase.outputs_per_group
+        return [(k, min(k + step, stop), True) for k in range(start, stop, step)]
 
     def _kernel(self, phase: np.ndarray) -> np.ndarray:
         """Weights ``(len(phase), n_taps)``, rows summing to 1, for outputs ``phase / q`` past a sample."""
@@ -129,3 +145,67 @@ class Resampler:
         self._buffer_start = restored_value(state, "buffer_start", int)
         self.n_in = restored_value(state, "n_in", int)
         self.n_out = restored_value(state, "n_out", int)
+
+
+class _Polyphase:
+    """The resampler's outputs as one matrix product per group, the same weights as the per-output path.
+
+    Every ``outputs_per_group`` outputs the kernel phases repeat, ``inputs_per_group`` samples further on.
+    So the outputs of a run of groups are ``X @ W``: ``X`` holds each group's input span (cut from the buffer
+    as ``n_blocks`` consecutive blocks of ``inputs_per_group`` samples, contiguous for BLAS) and column
+    ``r`` of ``W`` the kernel of the group's ``r``-th output, placed at that output's offset. The products
+    cost more multiply-adds than the gathered dot products (zeros in ``W``) but run ~10x faster.
+    """
+
+    def __init__(
+        self, outputs_per_group: int, inputs_per_group: int, first_offset: int, weights: np.ndarray
+    ) -> None:
+        self.outputs_per_group = outputs_per_group
+        self.inputs_per_group = inputs_per_group
+        self.first_offset = first_offset
+        self.weights = weights
+        """(n_blocks, inputs_per_group, outputs_per_group)."""
+
+    @classmethod
+    def of(cls, resampler: Resampler) -> _Polyphase | None:
+        """The matrices of ``resampler``'s kernel table, or None when they would be too large."""
+        assert resampler._table is not None
+        p, q = resampler.ratio.numerator, resampler.ratio.denominator
+        taps = resampler._taps
+        repeats = max(1, -(-len(taps) // p))  # a group's inputs at least span the kernel: at most 2 blocks
+        n_out, n_in = repeats * q, repeats * p
+        r = np.arange(n_out)
+        base, phase = np.divmod(r * p, q)
+        first_offset = int(taps[0])
+        span = int(base[-1] + taps[-1]) - first_offset + 1
+        n_blocks = -(-span // n_in)
+        if n_blocks * n_in * n_out > _MAX_TABLE_SIZE:
+            return None
+        weights = np.zeros((n_blocks * n_in, n_out))
+        rows = base[:, None] + taps[None, :] - first_offset
+        weights[rows, r[:, None]] = resampler._table[phase]
+        return cls(n_out, n_in, first_offset, weights.reshape(n_blocks, n_in, n_out))
+
+    def outputs(self, start: int, stop: int, buffer: np.ndarray, buffer_start: int) -> np.ndarray:
+        """Outputs ``start..stop`` from ``buffer``, whose row 0 is input ``buffer_start``.
+
+        The groups at either end may be partial: their other outputs would need inputs before the buffer or
+        not yet received, which are taken as zeros here, and those outputs are dropped.
+        """
+        group = self.outputs_per_group
+        first_group, end_group = start // group, -(-stop // group)
+        n_groups, n_blocks = end_group - first_group, len(self.weights)
+        first = first_group * self.inputs_per_group + self.first_offset - buffer_start
+        length = (n_groups + n_blocks - 1) * self.inputs_per_group
+        lo, hi = max(first, 0), min(first + length, len(buffer))
+        keep = slice(start - first_group * group, stop - first_group * group)
+        values = np.empty((stop - start, buffer.shape[1]))
+        for channel in range(buffer.shape[1]):
+            inputs = np.zeros(length)
+            inputs[lo - first : hi - first] = buffer[lo:hi, channel]
+            blocks = inputs.reshape(-1, self.inputs_per_group)
+            grouped = blocks[:n_groups] @ self.weights[0]
+            for b in range(1, n_blocks):
+                grouped += blocks[b : b + n_groups] @ self.weights[b]
+            values[:, channel] = grouped.reshape(-1)[keep]
+        return values
