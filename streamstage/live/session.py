@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -100,7 +101,8 @@ class NightSession:
         self.layout = layout
         self.montage = self._derive(layout)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
-        self.timeline = NightTimeline(self.options.now) if self.options.now else NightTimeline()
+        self._now = self.options.now or time.time
+        self.timeline = NightTimeline(self._now)
         self.pipeline: StagingPipeline | None = None
         self.clock: ClockMap | None = None
         self.alarm: SmartAlarm | None = None
@@ -175,7 +177,8 @@ class NightSession:
         for first, last in _pieces(regular):
             if first in regular.segment_starts or self._break_pending:
                 self._break_pending = False
-                staged += self._bridge(float(regular.times[first]))
+                arrived_s = float(regular.times[last - 1] - regular.times[first])
+                staged += self._bridge(float(regular.times[first]), arrived_s)
             staged += self._push(regular, first, last)
         if staged:
             self.save()
@@ -203,12 +206,13 @@ class NightSession:
         signal = self.pipeline.signal
         return signal.start_time_s + signal.n_samples_in / signal.sfreq_in
 
-    def _bridge(self, new_stream_s: float) -> list[StagedEpoch]:
+    def _bridge(self, new_stream_s: float, arrived_s: float) -> list[StagedEpoch]:
         """A break the regularizer could not fill (long gap, clock reset, reopened stream): account for
         every second of it as missing samples, so later epochs keep their true time."""
         assert self.pipeline is not None
         night_next = self._night_next()
-        bridge = self.timeline.bridge(night_next - self.timeline.offset_s, new_stream_s, night_next)
+        expected = night_next - self.timeline.offset_s
+        bridge = self.timeline.bridge(expected, new_stream_s, night_next, arrived_s)
         n_missing = round(bridge.gap_s * self.pipeline.sfreq_in)
         staged = self._fill_missing(n_missing)
         how = (
@@ -321,7 +325,7 @@ class NightSession:
         elif self.settings.start_clock:
             self.clock = ClockMap.from_start_clock(self.settings.start_clock, first_time_s)
         else:
-            self.clock = ClockMap.live(first_time_s)
+            self.clock = ClockMap.live(first_time_s, datetime.fromtimestamp(self._now()).astimezone())
         self._start_decisions()
         self._event(
             "night_started" if continued is None else "night_continued",

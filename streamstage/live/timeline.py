@@ -60,21 +60,24 @@ class NightTimeline:
     def observe(self, last_stream_s: float) -> None:
         """The newest slot handed to the signal path (stream clock), as it arrived."""
         wall = self._now()
-        if self._pace_from is None:
-            self._pace_from = (last_stream_s, wall)
+        if self._pace_from is None or wall == self._pace_from[1]:
+            self._pace_from = (last_stream_s, wall)  # a burst that arrived at once counts from its end
         else:
             stream0, wall0 = self._pace_from
             if wall - wall0 >= MIN_PACE_SPAN_S and last_stream_s > stream0:
                 self.pace = (last_stream_s - stream0) / (wall - wall0)
         self.last_stream_s, self.last_wall_s = last_stream_s, wall
 
-    def bridge(self, expected_stream_s: float, new_stream_s: float, night_next_s: float) -> Bridge:
+    def bridge(
+        self, expected_stream_s: float, new_stream_s: float, night_next_s: float, arrived_s: float = 0.0
+    ) -> Bridge:
         """Bridge a break: the slot due at ``expected_stream_s`` comes at ``new_stream_s`` (maybe another
-        clock). Returns its length; the new segment's offset places ``new_stream_s`` at night time
-        ``night_next_s + gap_s``, and the gap itself belongs to the new segment."""
+        clock), in a chunk of ``arrived_s`` stream seconds that has just arrived. Returns its length; the new
+        segment's offset places ``new_stream_s`` at night time ``night_next_s + gap_s``, and the gap itself
+        belongs to the new segment."""
         stream_gap = new_stream_s - expected_stream_s
-        elapsed = 0.0 if self.last_wall_s is None else max(0.0, self._now() - self.last_wall_s)
-        wall_gap = elapsed * self.pace
+        elapsed = 0.0 if self.last_wall_s is None else self._now() - self.last_wall_s
+        wall_gap = max(0.0, elapsed * self.pace - arrived_s)
         confirmed = (
             wall_gap / CONFIRM_FACTOR - CONFIRM_SLACK_S * self.pace
             <= stream_gap
