@@ -322,3 +322,66 @@ def test_resume_on_another_recording_is_refused_unless_accepted(model, eeg, tmp_
     second.writer.close()
     accepted = _session(model, folder, clock, writers, resume=True, layout=other, accept_new_source=True)
     accepted.resume(state)
+
+
+def test_clipping_of_one_electrode_is_caught_on_the_bipolar_derivation(model, eeg, tmp_path, writers):
+    clock, folder = Clock(), tmp_path / "night"
+    session = _session(model, folder, clock, writers)
+    railed = eeg.copy()
+    epoch = int(30 * SFREQ)
+    block = railed[2 * epoch : 3 * epoch, 1]
+    railed[2 * epoch : 3 * epoch, 1] = np.clip(block, -5.0, 5.0)  # AF7 at its rails a third of the time
+    _feed(session, railed, T0, clock)
+    session.close()
+    qualities = [r[9] for r in _rows(folder)]
+    assert session.montage.labels == ("AF7-TP9",)
+    assert qualities[2] == "clipped" and qualities.count("clipped") == 1
+
+
+def test_mne_lsl_volts_and_unknown_units_are_read_not_assumed(model, eeg, tmp_path, writers):
+    clock = Clock()
+    in_mne_codes = _session(model, tmp_path / "mne", clock, writers, layout=_layout(units=("0",) * 4))
+    no_units = _session(model, tmp_path / "none", clock, writers, layout=_layout(units=("",) * 4))
+    reference = _session(model, tmp_path / "uv", clock, writers)
+    for session, data in ((in_mne_codes, eeg * 1e-6), (no_units, eeg * 1e-6), (reference, eeg)):
+        _feed(session, data, T0, clock)
+        session.close()
+    expected = [r[3:10] for r in _rows(tmp_path / "uv")]
+    for folder in ("mne", "none"):
+        rows = _rows(tmp_path / folder)
+        assert [r[9] for r in rows] == [e[6] for e in expected]  # no epoch flagged "units"
+        np.testing.assert_allclose(
+            [[float(x) for x in r[4:9]] for r in rows],
+            [[float(x) for x in e[1:6]] for e in expected],
+            atol=1e-4,
+        )
+    notices = _events(tmp_path / "none", "units_notice")
+    assert notices and "read as V" in notices[0]["message"]
+    assert not _events(tmp_path / "mne", "units_notice")
+
+
+def test_microvolts_labelled_volts_get_the_same_hint_as_the_reverse(model, eeg, tmp_path, writers):
+    clock = Clock()
+    too_large = _session(model, tmp_path / "large", clock, writers, layout=_layout(units=("V",) * 4))
+    too_small = _session(model, tmp_path / "small", clock, writers)
+    _feed(too_large, eeg, T0, clock)
+    _feed(too_small, eeg * 1e-6, T0, clock)
+    large = _events(tmp_path / "large", "units_notice")
+    small = _events(tmp_path / "small", "units_notice")
+    assert large and "far too large for EEG in V" in large[0]["message"]
+    assert small and "far too small for EEG in microvolts" in small[0]["message"]
+    assert all("check the unit in the stream's channel metadata" in n[0]["message"] for n in (large, small))
+
+
+def test_a_stream_back_with_another_staged_channel_is_refused_not_rederived(model, eeg, tmp_path, writers):
+    session = _session(model, tmp_path / "night", Clock(), writers)
+    assert session.refusal(_layout(labels=(*MUSE, "AUX"))) == ""
+    moved = session.refusal(_layout(labels=("TP10", "AF8", "AF7", "TP9")))
+    assert moved == ""  # the same electrodes in another order are the same channel
+    other = session.refusal(_layout(labels=("F3", "F4", "C3", "C4")))
+    assert "F3" in other and "AF7-TP9" in other
+    assert "Hz" in session.refusal(
+        StreamLayout(
+            "muse", "EEG", "muse-id", "host", "u2", 128.0, "float32", MUSE, ("uV",) * 4, ("EEG",) * 4
+        )
+    )

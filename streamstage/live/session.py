@@ -29,9 +29,10 @@ from streamstage.dashboard import AlarmStatus, DashboardState
 from streamstage.errors import ChannelError, OutputError
 from streamstage.hooks import Event, EventDetector, HookDispatcher, build_hook
 from streamstage.live.channels import pick_montage
+from streamstage.live.clipping import SourceClipping
 from streamstage.live.resume import STATE_FORMAT, check_resumable, stream_identity
 from streamstage.live.timeline import NightTimeline
-from streamstage.live.units import UnitDecision, decide_units
+from streamstage.live.units import UnitDecision, decide_units, staged_sources
 from streamstage.lsl.grid import RegularChunk
 from streamstage.lsl.meta import StreamLayout
 from streamstage.lsl.timing import make_regularizer
@@ -104,6 +105,7 @@ class NightSession:
         self._now = self.options.now or time.time
         self.timeline = NightTimeline(self._now)
         self.pipeline: StagingPipeline | None = None
+        self._clipping: SourceClipping | None = None
         self.clock: ClockMap | None = None
         self.alarm: SmartAlarm | None = None
         self.detector: EventDetector | None = None
@@ -192,6 +194,8 @@ class NightSession:
             self._note_resume(regular, first, last, night_start)
         raw_uv = regular.samples[first:last] * np.asarray(self._units.factors)
         raw_uv[~np.isfinite(raw_uv)] = np.nan  # Inf bursts become missing samples, like NaN ones
+        assert self._clipping is not None
+        self._clipping.push(raw_uv, np.isnan(raw_uv))
         derived = self.montage.apply(raw_uv)
         missing = self._derived_missing(regular.missing[first:last]) | np.isnan(derived)
         staged = self.pipeline.push(derived, missing)
@@ -241,6 +245,8 @@ class NightSession:
         while n_samples > 0:
             take = min(block, n_samples)
             gap = np.full((take, n_out), np.nan)
+            assert self._clipping is not None
+            self._clipping.push_missing(take)
             staged += [self._deliver(e) for e in self.pipeline.push(gap, np.ones(gap.shape, dtype=bool))]
             n_samples -= take
         self.last_time_s = self._night_next() - 1.0 / self.pipeline.sfreq_in
@@ -291,6 +297,9 @@ class NightSession:
         if reason:
             raise ChannelError(f"the stream came back {reason}")
         self.layout, self.montage = layout, self._derive(layout)
+        if self.pipeline is not None:
+            signal = self.pipeline.signal
+            self._clipping = self._source_clipping(signal.n_samples_in)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
         self._units = None  # the new layout's units are read again
         self._break_pending = True
@@ -318,6 +327,7 @@ class NightSession:
         continued = self._continued
         start_s = first_time_s if continued is None else continued.end_s
         self.pipeline = StagingPipeline(self.model, self._regularizer.sfreq_hz, start_time_s=start_s)
+        self._clipping = self._source_clipping()
         if continued is not None:
             self.clock = ClockMap(continued.end_s, continued.wall_end)
             self.timeline.last_wall_s = continued.wall_end.timestamp()
@@ -339,6 +349,11 @@ class NightSession:
             wall_start=self.clock.wall(start_s).isoformat(),
         )
 
+    def _source_clipping(self, n_samples_in: int = 0) -> SourceClipping:
+        assert self.pipeline is not None
+        signal = self.pipeline.signal
+        return SourceClipping(signal.sfreq_in, staged_sources(self.montage), signal.config, n_samples_in)
+
     def _start_decisions(self) -> None:
         assert self.clock is not None
         self.detector = EventDetector(self.settings.sleep_onset_epochs, self.clock.wall)
@@ -350,6 +365,9 @@ class NightSession:
         """Write an epoch and hand it to every sink. The alarm, events and dashboard see it in night time;
         the hypnogram and the LSL outlets in the stream clock of the segment it starts in."""
         epoch = replace(staged, index=staged.index + self._index_offset)
+        assert self._clipping is not None
+        if self._clipping.clipped(staged.index) and epoch.quality in ("good", "artifact"):
+            epoch = replace(epoch, quality="clipped")  # a source channel clipped: see live/clipping.py
         self.staged_count += 1
         if epoch.index <= self.last_written_epoch:
             return epoch  # already on disk before a crash: keep what was written
@@ -468,6 +486,7 @@ class NightSession:
             "unit_factors": list(self._units.factors),
             "pipeline": self.pipeline.state_dict(),
             "regularizer": self._regularizer.state_dict(),
+            "clipping": None if self._clipping is None else self._clipping.state_dict(),
             "timeline": self.timeline.state_dict(),
             "clock": self.clock.to_dict(),
             "detector": self.detector.state_dict(),
@@ -506,6 +525,11 @@ class NightSession:
         except (KeyError, TypeError, ValueError) as error:
             raise damaged_state(self.writer.state_path, error) from error
         self.pipeline = pipeline
+        self._clipping = self._source_clipping()
+        try:
+            self._clipping.load_state_dict(state["clipping"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise damaged_state(self.writer.state_path, error) from error
         self._refresh_alarm_panel()
         if last_row is not None:
             self.last_written_epoch = max(self.last_written_epoch, last_row.index)
