@@ -311,3 +311,21 @@ def test_a_finished_replay_sends_no_signal_back(night_uv, tmp_path):
         0o700,
         0o600,
     )
+
+
+def test_an_unknown_epoch_goes_out_as_unknown_with_no_probabilities() -> None:
+    from streamstage.lsl.outlets import PROBS_STREAM, STAGES_STREAM, StageOutlets
+    from streamstage.records import UNKNOWN, StagedEpoch
+
+    source_id = unique("outlets")
+    epoch = StagedEpoch(7, pylsl.local_clock(), UNKNOWN, (0.2, 0.2, 0.2, 0.2, 0.2), quality="missing")
+    with StageOutlets(source_id) as outlets:
+        inlets = []
+        for name in (STAGES_STREAM, PROBS_STREAM):
+            info = resolve_stream(name=name, source_id=f"{name}@{source_id}", timeout_s=5.0)
+            inlets.append(pylsl.StreamInlet(info))
+            inlets[-1].open_stream(5.0)
+        outlets.push(epoch)
+        (marker, _), (probs, _) = (inlet.pull_sample(timeout=5.0) for inlet in inlets)
+    assert json.loads(marker[0])["stage"] == "unknown"
+    assert np.isnan(probs).all()
