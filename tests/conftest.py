@@ -4,10 +4,13 @@ before pylsl is imported anywhere, so no discovery packet leaves 127.0.0.1."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
-import torch
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads, as the CLI does: threads contend
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
 LOOPBACK_CFG = TESTS_DIR / "lsl_loopback.cfg"

@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from rich.table import Table
 from streamstage import STAGES
 from streamstage.features import CAUSAL, NIGHT_ZSCORE, NormalizerConfig
 from streamstage.model.stager import StagerConfig
+from streamstage.training.augment import NO_AUGMENTATION
 from streamstage.training.data import load_feature_nights
 from streamstage.training.protocols import SEDF20_SUBJECTS, cross_validate
 from streamstage.training.train import TrainConfig
@@ -45,6 +47,15 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=StagerConfig.d_model)
     parser.add_argument("--layers", type=int, default=StagerConfig.n_layers)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--recipe",
+        choices=("transfer", "first"),
+        default="transfer",
+        help="transfer: the shipped recipe (cold-start crops, augmentations); first: the first recipe "
+        "(normaliser settled from the night start, no augmentation)",
+    )
+    parser.add_argument("--members", type=int, default=1, help="ensemble members per fold (seeds)")
+    parser.add_argument("--joins-per-night", type=int, default=3, help="mid-night joins scored per night")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -63,19 +74,34 @@ def main() -> None:
         bidirectional=args.bidirectional,
     )
     train_config = TrainConfig(seed=args.seed, max_steps=args.max_steps)
+    if args.recipe == "first":
+        train_config = replace(
+            train_config, fresh_start=False, night_start_prob=0.0, augmentation=NO_AUGMENTATION
+        )
     started = time.perf_counter()
 
     def show(fold: int, total: int, record: dict) -> None:
         console.print(
             f"fold {fold + 1}/{total} subjects {','.join(record['test_subjects'])}: "
             f"acc {record['accuracy']:.3f} mf1 {record['macro_f1']:.3f} kappa {record['kappa']:.3f} "
-            f"({record['steps']} steps, {time.perf_counter() - started:.0f} s)"
+            f"({time.perf_counter() - started:.0f} s)"
         )
 
     normalizer = NormalizerConfig(method=NIGHT_ZSCORE if args.night_zscore else CAUSAL)
-    result = cross_validate(nights, n_folds, stager_config, train_config, normalizer, on_fold=show)
+    result = cross_validate(
+        nights,
+        n_folds,
+        stager_config,
+        train_config,
+        normalizer,
+        n_members=args.members,
+        joins_per_night=args.joins_per_night,
+        on_fold=show,
+    )
     result.update(
         protocol=args.protocol,
+        recipe=args.recipe,
+        members=args.members,
         channels=args.channels,
         causal=not (args.bidirectional or args.night_zscore),
         normalization=normalizer.to_dict(),
@@ -103,6 +129,27 @@ def main() -> None:
         *(f"{pooled['per_stage_f1'][s]:.3f}" for s in STAGES),
     )
     console.print(table)
+    if "joins" in result:
+        joins = Table(title="joined mid-night (cold start) vs the same epochs staged from the night start")
+        for column in (
+            "minutes since join",
+            "epochs",
+            "acc joined",
+            "acc whole night",
+            "κ joined",
+            "κ whole",
+        ):
+            joins.add_column(column, justify="right")
+        for label, row in result["joins"].items():
+            joins.add_row(
+                label,
+                str(row["epochs"]),
+                f"{row['joined_accuracy']:.3f}",
+                f"{row['whole_night_accuracy']:.3f}",
+                f"{row['joined_kappa']:.3f}",
+                f"{row['whole_night_kappa']:.3f}",
+            )
+        console.print(joins)
     console.print(f"wrote {args.out}")
 
 

@@ -48,6 +48,16 @@ class JoinScores:
     joined: dict[str, StagingScores]
     whole_night: dict[str, StagingScores]
 
+    @classmethod
+    def merged(cls, parts: Sequence[JoinScores]) -> JoinScores:
+        """Pooled over folds: each bin's confusion matrices summed."""
+
+        def pool(which: str, label: str) -> StagingScores:
+            return StagingScores(sum(getattr(part, which)[label].confusion for part in parts))
+
+        labels = list(parts[0].joined)
+        return cls({k: pool("joined", k) for k in labels}, {k: pool("whole_night", k) for k in labels})
+
     def to_dict(self) -> dict[str, dict[str, float]]:
         return {
             label: {

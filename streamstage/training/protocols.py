@@ -11,9 +11,10 @@ import numpy as np
 from streamstage.features import NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.data import Night, subject_folds, subjects_of
+from streamstage.training.joins import JoinScores, join_scores, random_joins
 from streamstage.training.metrics import StagingScores
-from streamstage.training.predict import score_nights
-from streamstage.training.train import TrainConfig, train_model
+from streamstage.training.predict import is_streaming, score_nights
+from streamstage.training.train import TrainConfig, train_ensemble
 
 SEDF20_SUBJECTS = tuple(f"{i:02d}" for i in range(20))
 
@@ -35,23 +36,30 @@ def cross_validate(
     train_config: TrainConfig,
     normalizer: NormalizerConfig | None = None,
     val_fraction: float = 0.1,
+    n_members: int = 1,
+    joins_per_night: int = 3,
     on_fold: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``n_folds``-fold subject-wise CV; returns pooled scores and per-fold records."""
+    """Run ``n_folds``-fold subject-wise CV; returns pooled scores and per-fold records.
+
+    Held-out nights are staged cold from their start, and (for a streaming model) also joined at
+    ``joins_per_night`` random points of sleep, scored by minutes since the join beside the same epochs of
+    the whole night: what a stream joined mid-night costs, on subjects the model never saw.
+    """
     folds = subject_folds(subjects_of(nights), n_folds, seed=train_config.seed)
     pooled = np.zeros((len(stager_config.stages),) * 2, dtype=np.int64)
-    records = []
+    records, join_results = [], []
     for fold_index, test_subjects in enumerate(folds):
         test = [n for n in nights if n.subject in test_subjects]
         rest = [n for n in nights if n.subject not in test_subjects]
         train, val = split_validation(rest, val_fraction, seed=train_config.seed + fold_index)
-        model, history = train_model(train, val, stager_config, train_config, normalizer)
+        model = train_ensemble(train, val, stager_config, train_config, n_members, normalizer)
         scores = score_nights(model, test)
         pooled += scores.confusion
         record = {
             "fold": fold_index,
             "test_subjects": test_subjects,
-            "steps": history[-1]["step"] if history else 0,
+            "best_val_kappa": model.training.get("best_val_kappa"),
             **{
                 k: v
                 for k, v in scores.to_dict().items()
@@ -59,6 +67,12 @@ def cross_validate(
             },
         }
         records.append(record)
+        if joins_per_night and is_streaming(model):
+            joins = random_joins(test, joins_per_night, seed=train_config.seed + fold_index)
+            join_results.append(join_scores(model, test, joins))
         if on_fold:
             on_fold(fold_index, len(folds), record)
-    return {"pooled": StagingScores(pooled).to_dict(), "folds": records, "n_folds": n_folds}
+    result: dict[str, Any] = {"pooled": StagingScores(pooled).to_dict(), "folds": records, "n_folds": n_folds}
+    if join_results:
+        result["joins"] = JoinScores.merged(join_results).to_dict()
+    return result
