@@ -7,10 +7,10 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads, as the CLI does: threads contend
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 TESTS_DIR = Path(__file__).resolve().parent
 LOOPBACK_CFG = TESTS_DIR / "lsl_loopback.cfg"
