@@ -62,7 +62,7 @@ class SlotWriter:
 
     def __init__(self, n_channels: int) -> None:
         self.n_channels = n_channels
-        self._runs: list[tuple[float, int, list[int] | np.ndarray]] = []
+        self._runs: list[tuple[float, int, list[int] | range | np.ndarray]] = []
         self._starts: list[int] = []
         self._length = 0
 
@@ -80,6 +80,11 @@ class SlotWriter:
         self._runs.append((anchor_t, slot, list(rows)))
         self._length += len(rows)
 
+    def add_rows(self, anchor_t: float, slot: int, start_row: int, stop_row: int) -> None:
+        """Slots ``slot, slot+1, ...`` copying input rows ``start_row .. stop_row - 1`` (a run on time)."""
+        self._runs.append((anchor_t, slot, range(start_row, stop_row)))
+        self._length += stop_row - start_row
+
     def add_values(self, anchor_t: float, slot: int, values: np.ndarray) -> None:
         """Slots ``slot, slot+1, ...`` holding computed ``values`` (NaN rows are missing)."""
         self._runs.append((anchor_t, slot, values))
@@ -89,7 +94,10 @@ class SlotWriter:
         """The chunk, copying rows of the input ``data`` where :meth:`add` asked for them."""
         samples, times = [np.empty((0, self.n_channels))], [np.empty(0)]
         for anchor_t, slot, content in self._runs:
-            if isinstance(content, list):
+            if isinstance(content, range):
+                assert data is not None, "rows to copy need the input chunk"
+                block = data[content.start : content.stop]
+            elif isinstance(content, list):
                 assert data is not None, "rows to copy need the input chunk"
                 rows = np.asarray(content, dtype=np.intp)
                 block = np.full((len(rows), self.n_channels), np.nan)

@@ -40,6 +40,7 @@ from streamstage.lsl.grid import (
     restored_counters,
 )
 from streamstage.lsl.interpolate import IrregularResampler
+from streamstage.lsl.ontime import FitState, OnTimePath, Rules
 from streamstage.signal._state import restored_value
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ MAX_JITTER = 10.0
 """One timestamp moves the jitter estimate by at most this many periods (a gap is not jitter)."""
 INITIAL_JITTER = 0.15
 """Timestamp jitter (RMS, in periods) assumed until the stream has shown its own."""
+ON_TIME_WINDOW = 256
+"""Samples tried at once on the vectorised path after one that was not on time (doubling while all are)."""
 
 
 class Regularizer(Protocol):
@@ -105,7 +108,9 @@ class TimestampRegularizer:
     ``fit_halflife_s`` sets how fast the rate fit forgets; ``rate_check_s`` how much signal it needs before
     the measured rate is compared with the nominal; ``max_gap_s`` the longest gap still filled with NaN
     slots (longer ones start a new segment, so one chunk never carries hours of NaN); ``min_reset_s`` how
-    far time must go backwards to count as a clock reset rather than jitter.
+    far time must go backwards to count as a clock reset rather than jitter. Runs of on-time samples go
+    through :mod:`~streamstage.lsl.ontime` in vectorised NumPy, with the same output; ``vectorised=False``
+    places every sample by the per-sample rules, the reference that path is tested against.
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class TimestampRegularizer:
         jitter_halflife_s: float = 2.0,
         rate_check_s: float = 60.0,
         rate_warn_fraction: float = 0.005,
+        vectorised: bool = True,
     ) -> None:
         if nominal_srate_hz <= 0:
             raise ValueError("TimestampRegularizer needs a regular nominal rate; use IrregularResampler")
@@ -132,6 +138,20 @@ class TimestampRegularizer:
         self._jitter_forget = 0.5 ** (1.0 / (jitter_halflife_s * self.sfreq_hz))
         self._min_c_nn = MIN_FIT_SAMPLES**3 / 12.0  # c_nn of that many evenly spaced samples
         self._rate_check_n = rate_check_s * self.sfreq_hz
+        self.vectorised = vectorised
+        rules = Rules(
+            period_s=self.period_s,
+            forget=self._forget,
+            jitter_forget=self._jitter_forget,
+            min_c_nn=self._min_c_nn,
+            slope_low=self.period_s * (1 - MAX_RATE_DEVIATION),
+            slope_high=self.period_s * (1 + MAX_RATE_DEVIATION),
+            max_gap_s=max_gap_s,
+            min_jitter_tolerance=MIN_JITTER_TOLERANCE,
+            jitter_tolerance_sigmas=JITTER_TOLERANCE_SIGMAS,
+            max_jitter=MAX_JITTER,
+        )
+        self._on_time = OnTimePath(rules, jitter_halflife_s * self.sfreq_hz, fit_halflife_s * self.sfreq_hz)
         self.counters = TimingCounters()
         self.rate_notice = ""
         """Set once (and logged) when the measured rate is off the nominal by more than the warn fraction."""
@@ -153,12 +173,47 @@ class TimestampRegularizer:
         """Place one chunk ``(n, n_channels)`` with its ``(n,)`` timestamps on the grid."""
         data, stamps = checked_chunk(samples, timestamps, self.n_channels)
         out = SlotWriter(self.n_channels)
-        for row, t in enumerate(stamps.tolist()):
-            self._place(row, t, out)
+        row, window = 0, len(stamps)  # all at once, until a sample is not on time
+        while row < len(stamps):
+            tried = min(window, len(stamps) - row, self._on_time.max_run)
+            placed = self._place_on_time(row, stamps[row : row + tried], out)
+            row += placed
+            if placed == tried:
+                window = 2 * tried
+                continue
+            if row < len(stamps):
+                self._place(row, float(stamps[row]), out)
+                row += 1
+            window = ON_TIME_WINDOW
         self.counters.samples_in += len(stamps)
         chunk = out.chunk(self.period_s, data)
         self.counters.samples_out += len(chunk)
         return chunk
+
+    def _place_on_time(self, first_row: int, stamps: np.ndarray, out: SlotWriter) -> int:
+        """Place the leading on-time samples of ``stamps`` (input rows from ``first_row``) at once; returns
+        how many. Each is what :meth:`_place` would do to it: fit, jitter, rate check, the next slot."""
+        if not self.vectorised or not self._started:
+            return 0
+        fit = self._fit
+        state = FitState(fit.weight, fit.mean_n, fit.mean_t, fit.c_nn, fit.c_nt, self._slope, self._jitter2)
+        slot_t = self._anchor_t + self._next_slot * self.period_s
+        run = self._on_time.prefix(stamps, state, self._n, slot_t)
+        if run.length:
+            if not self.rate_notice:  # the first sample the rate check sees, measured with its own slope
+                checked = self._n_fitted + 1 + np.arange(run.length) >= self._rate_check_n
+                off = np.abs(1.0 / run.slopes / self.sfreq_hz - 1.0) > self.rate_warn_fraction
+                hits = np.flatnonzero(checked & off)
+                if hits.size:
+                    self._note_rate(1.0 / float(run.slopes[hits[0]]))
+            after = run.state
+            self._fit = _Fit(after.weight, after.mean_n, after.mean_t, after.c_nn, after.c_nt)
+            self._slope, self._jitter2 = after.slope, after.jitter2
+            out.add_rows(self._anchor_t, self._next_slot, first_row, first_row + run.length)
+            self._next_slot += run.length
+            self._n += run.length
+            self._n_fitted += run.length
+        return run.length
 
     def _place(self, row: int, t: float, out: SlotWriter) -> None:
         if not math.isfinite(t):
@@ -239,7 +294,10 @@ class TimestampRegularizer:
     def _check_rate(self) -> None:
         if self.rate_notice or self._n_fitted < self._rate_check_n:
             return
-        measured = self.measured_srate_hz
+        self._note_rate(self.measured_srate_hz)
+
+    def _note_rate(self, measured: float) -> None:
+        """Report (once) a measured rate further off the nominal than the warn fraction."""
         off = measured / self.sfreq_hz - 1.0
         if abs(off) > self.rate_warn_fraction:
             self.rate_notice = (
