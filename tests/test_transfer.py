@@ -84,14 +84,19 @@ def test_a_fresh_start_crop_is_normalised_from_its_first_epoch(real_features):
     features = np.concatenate([real_features] * 3)
     night = Night("00", 1, features, np.arange(len(features)))  # a label that tells where the crop starts
     config = TrainConfig(
-        crop_epochs=16, batch_size=4, feature_noise=0.0, night_start_prob=0.0, augmentation=NO_AUGMENTATION
+        crop_epochs=16,
+        batch_size=4,
+        feature_noise=0.0,
+        fresh_start_prob=1.0,
+        night_start_prob=0.0,
+        augmentation=NO_AUGMENTATION,
     )
     inputs, labels = _sample_batch([night], config, CausalNormalizer(1).config, np.random.default_rng(5))
     for row in range(4):
         start = int(labels[row, 0])
         expected = CausalNormalizer(1).transform_night(features[start : start + 16])
         np.testing.assert_allclose(inputs[row].numpy(), expected, atol=1e-6)
-    settled = dataclasses.replace(config, fresh_start=False)
+    settled = dataclasses.replace(config, fresh_start_prob=0.0)
     inputs, labels = _sample_batch([night], settled, CausalNormalizer(1).config, np.random.default_rng(5))
     start = int(labels[0, 0])
     expected = CausalNormalizer(1).transform_night(features[: start + 16])[start:]

@@ -75,9 +75,7 @@ def main() -> None:
     )
     train_config = TrainConfig(seed=args.seed, max_steps=args.max_steps)
     if args.recipe == "first":
-        train_config = replace(
-            train_config, fresh_start=False, night_start_prob=0.0, augmentation=NO_AUGMENTATION
-        )
+        train_config = replace(train_config, fresh_start_prob=0.0, augmentation=NO_AUGMENTATION)
     started = time.perf_counter()
 
     def show(fold: int, total: int, record: dict) -> None:

@@ -30,11 +30,13 @@ from streamstage.training.protocols import split_validation
 from streamstage.training.train import TrainConfig, train_model
 
 RECIPES: dict[str, dict] = {
-    "first": {"fresh_start": False, "night_start_prob": 0.0, "augmentation": NO_AUGMENTATION},
-    "first_aug": {"fresh_start": False, "night_start_prob": 0.0, "augmentation": TransferAugmentation()},
-    "fresh": {"fresh_start": True, "augmentation": NO_AUGMENTATION},
-    "fresh_aug": {"fresh_start": True, "augmentation": TransferAugmentation()},
-    "fresh_aug_mix": {"fresh_start": True, "augmentation": TransferAugmentation()},
+    "first": {"fresh_start_prob": 0.0, "augmentation": NO_AUGMENTATION},
+    "first_aug": {"fresh_start_prob": 0.0, "augmentation": TransferAugmentation()},
+    "fresh": {"fresh_start_prob": 1.0, "augmentation": NO_AUGMENTATION},
+    "fresh_aug": {"fresh_start_prob": 1.0, "augmentation": TransferAugmentation()},
+    "fresh_aug_mix": {"fresh_start_prob": 1.0, "augmentation": TransferAugmentation()},
+    "half": {"fresh_start_prob": 0.5, "augmentation": NO_AUGMENTATION},
+    "half_aug": {"fresh_start_prob": 0.5, "augmentation": TransferAugmentation()},
 }
 MIXED_MONTAGES = {"fresh_aug_mix"}
 """Recipes that train one channel on both EEG derivations of each training night (Fpz-Cz and Pz-Oz), as

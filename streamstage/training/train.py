@@ -1,12 +1,14 @@
 """The training loop: random crops of whole nights, class-weighted loss, early stopping on validation kappa.
 
-A crop is what the live pipeline sees after streamstage is started at some point of a night: the causal
-normaliser and the Mamba state both start fresh at the crop's first epoch (``fresh_start``), and the crop
-starts at the night's beginning with probability ``night_start_prob``, else anywhere (a stream joined
-mid-sleep). With ``fresh_start`` off, the normaliser runs from the night's start instead (the first
-recipe). Augmentations for transfer (:mod:`streamstage.training.augment`) edit the raw features of a crop
-before it is normalised, so the model learns what another lab's montage and amplifier look like *after*
-normalisation.
+With probability ``fresh_start_prob`` a crop is what the live pipeline sees after streamstage is started
+at some point of a night: the causal normaliser and the Mamba state both start fresh at the crop's first
+epoch, and the crop starts at the night's beginning with probability ``night_start_prob``, else anywhere
+(a stream joined mid-sleep). Otherwise the normaliser runs from the night's start and only the Mamba state
+starts at the crop (the first recipe: a settled reference, any start), which keeps long nights in view.
+A fresh start is recognisable to the model (its first input's log part is exactly zero), so one network
+learns both. Augmentations for transfer (:mod:`streamstage.training.augment`) edit the raw features of a
+crop before it is normalised, so the model learns what another lab's montage and amplifier look like
+*after* normalisation.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class TrainConfig:
     patience: int = 5
     feature_noise: float = 0.05
     class_weight_power: float = 0.5
-    fresh_start: bool = True
+    fresh_start_prob: float = 0.5
     night_start_prob: float = 0.35
     augmentation: TransferAugmentation = field(default_factory=TransferAugmentation)
 
@@ -87,9 +89,11 @@ def _sample_batch(
     for index in chosen:
         night = nights[index]
         last_start = max(1, len(night) - config.crop_epochs + 1)
-        start = 0 if rng.random() < config.night_start_prob else int(rng.integers(0, last_start))
+        fresh = rng.random() < config.fresh_start_prob
+        at_night_start = fresh and rng.random() < config.night_start_prob
+        start = 0 if at_night_start else int(rng.integers(0, last_start))
         crop = slice(start, start + config.crop_epochs)
-        origin = start if config.fresh_start else 0
+        origin = start if fresh else 0
         features, good = augment_crop(
             night.features[origin : crop.stop], night.good[origin : crop.stop], config.augmentation, rng
         )
