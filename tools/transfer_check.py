@@ -35,7 +35,8 @@ from rich.table import Table
 
 from streamstage.io.edf import EdfRecording
 from streamstage.io.hypnogram import read_hypnogram
-from streamstage.model.checkpoint import load_model
+from streamstage.model.checkpoint import StagingModel, load_model
+from streamstage.model.ensemble import EnsembleNet
 from streamstage.offline import RecordingSource, stage_recording
 from streamstage.stats import confusion_matrix
 from streamstage.training.joins import EPOCHS_PER_MINUTE, MINUTE_BINS, bin_label
@@ -151,6 +152,16 @@ def score_scorer(
     }
 
 
+def ensemble_members(model: StagingModel) -> list[StagingModel]:
+    """Each member of an ensemble as a model of its own (nothing for a single network)."""
+    if not isinstance(model.net, EnsembleNet):
+        return []
+    return [
+        StagingModel(net=net, normalizer=model.normalizer, source=f"{model.source} member {i + 1}")
+        for i, net in enumerate(model.net.members)
+    ]
+
+
 def spread(results: list[dict[str, Any]]) -> dict[str, float]:
     kappas = np.array([r["pooled"]["kappa"] for r in results])
     accuracies = np.array([r["pooled"]["accuracy"] for r in results])
@@ -177,13 +188,18 @@ def main() -> None:
         action="append",
         help="bundled model name or checkpoint; repeat for seeds (default: default)",
     )
+    parser.add_argument(
+        "--members", action="store_true", help="also score each member of an ensemble alone (its seeds)"
+    )
     parser.add_argument("--no-yasa", action="store_true", help="skip YASA even where it is installed")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if not args.dreams and not args.pair:
         parser.error("give --dreams DIR or at least one --pair RECORDING HYPNOGRAM CHANNEL")
     console = Console()
-    models = [load_model(None if m == "default" else m) for m in (args.model or ["default"])]
+    models = [load_model(m) for m in (args.model or ["default"])]
+    if args.members:
+        models += [member for model in models for member in ensemble_members(model)]
     with tempfile.TemporaryDirectory() as scratch:
         recordings = list(dreams_recordings(args.dreams, Path(scratch))) if args.dreams else []
         recordings += [Recording(Path(p).name, Path(p), Path(h), c) for p, h, c in args.pair]
@@ -224,7 +240,7 @@ def main() -> None:
     console.print(table)
     s = record["spread"]
     console.print(
-        f"models: pooled kappa mean {s['kappa_mean']:.3f} ± {s['kappa_sd']:.3f} (min {s['kappa_min']:.3f}, "
+        f"single networks: pooled kappa mean {s['kappa_mean']:.3f} ± {s['kappa_sd']:.3f} (min {s['kappa_min']:.3f}, "
         f"max {s['kappa_max']:.3f}) over {s['n_models']}; wrote {args.out}"
     )
 

@@ -54,16 +54,22 @@ class Night:
         return len(self.labels)
 
 
+FEATURE_SET_ALIASES: dict[str, str] = {"eog horizontal": "eog"}
+"""The live label of a feature-set channel, so a model trained on it is named as it is staged."""
+
+
 def channel_indices(wanted: Sequence[str]) -> list[int]:
-    """Indices of ``wanted`` among the feature set's channels (``EOG`` = its horizontal EOG)."""
+    """Indices of ``wanted`` among the feature set's channels (``EOG`` or ``EOG horizontal``: its
+    horizontal EOG)."""
     lowered = [c.lower() for c in FEATURE_SET_CHANNELS]
     indices = []
     for name in wanted:
-        if name.lower() not in lowered:
+        key = FEATURE_SET_ALIASES.get(name.lower(), name.lower())
+        if key not in lowered:
             raise InputFileError(
                 f"the feature set has no channel {name!r}; choose from {', '.join(FEATURE_SET_CHANNELS)}."
             )
-        indices.append(lowered.index(name.lower()))
+        indices.append(lowered.index(key))
     return indices
 
 
