@@ -240,8 +240,8 @@ def main() -> None:
     console.print(table)
     s = record["spread"]
     console.print(
-        f"single networks: pooled kappa mean {s['kappa_mean']:.3f} ± {s['kappa_sd']:.3f} (min {s['kappa_min']:.3f}, "
-        f"max {s['kappa_max']:.3f}) over {s['n_models']}; wrote {args.out}"
+        f"single networks: pooled kappa mean {s['kappa_mean']:.3f} ± {s['kappa_sd']:.3f} "
+        f"(min {s['kappa_min']:.3f}, max {s['kappa_max']:.3f}) over {s['n_models']}; wrote {args.out}"
     )
 
 
