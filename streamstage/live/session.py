@@ -1,12 +1,15 @@
 """One night, fed by any source of timestamped chunks: the live loop's heart, without the loop.
 
 :class:`NightSession` takes raw chunks with their time stamps (from an LSL inlet), puts them on the regular
-grid, derives the staged channel, runs the staging pipeline and hands every staged epoch to the sinks: the
-night folder, the LSL outlets, the event detector, the smart alarm, the hooks and the dashboard state. After
-every epoch it saves its whole state atomically, so a killed process resumes where it stood.
+grid, derives the staged channel, runs the staging pipeline and hands every staged epoch to the sinks
+(:mod:`streamstage.live.sinks`). After every epoch it saves its whole state atomically, so a killed process
+resumes where it stood. Every second of the night reaches the signal path, as data or as missing samples:
+what the regularizer cannot fill (a long outage, a clock reset, a reopened stream) is bridged on the night's
+own time axis (:mod:`streamstage.live.timeline`), so later epochs keep their true times.
 
 It never lets one bad chunk end the night: a failure inside a sink is logged as an event and the night goes
-on; only a stream whose wanted channel is gone stops it, with a message saying so.
+on; only a stream whose staged channel is gone, or a night folder that cannot be written, stops it, with a
+message saying so.
 """
 
 from __future__ import annotations
@@ -14,23 +17,22 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from streamstage import STAGES, __version__
-from streamstage.alarm import ClockMap, SmartAlarm
+from streamstage import __version__
+from streamstage.alarm import ClockMap
 from streamstage.config import Settings
-from streamstage.dashboard import AlarmStatus, DashboardState
-from streamstage.errors import ChannelError, OutputError
-from streamstage.hooks import Event, EventDetector, HookDispatcher, build_hook
+from streamstage.dashboard import DashboardState
+from streamstage.errors import ChannelError
 from streamstage.live.channels import pick_montage
 from streamstage.live.clipping import SourceClipping
 from streamstage.live.resume import STATE_FORMAT, check_resumable, stream_identity
+from streamstage.live.sinks import EpochSink, NightSinks
 from streamstage.live.timeline import NightTimeline
 from streamstage.live.units import UnitDecision, decide_units, staged_sources
 from streamstage.lsl.grid import RegularChunk
@@ -63,12 +65,6 @@ def _pieces(regular: RegularChunk) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-class EpochSink(Protocol):
-    """Anything else that wants each staged epoch (LSL outlets)."""
-
-    def push(self, epoch: StagedEpoch) -> None: ...
-
-
 @dataclass
 class SessionOptions:
     channels: tuple[str, ...] | None = None
@@ -95,10 +91,11 @@ class NightSession:
         self.model = model
         self.writer = writer
         self.options = options or SessionOptions()
-        self.sinks = sinks
         self.dashboard = dashboard or DashboardState()
         self.settings = self.options.settings
-        self.hooks = HookDispatcher([build_hook(spec) for spec in self.settings.hooks])
+        self.out = NightSinks(writer, self.settings, sinks, self.dashboard)
+        self.record_error = self.out.record_error
+        self.add_truth = self.out.add_truth
         self.layout = layout
         self.montage = self._derive(layout)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
@@ -107,16 +104,12 @@ class NightSession:
         self.pipeline: StagingPipeline | None = None
         self._clipping: SourceClipping | None = None
         self.clock: ClockMap | None = None
-        self.alarm: SmartAlarm | None = None
-        self.detector: EventDetector | None = None
-        self.truth: dict[int, int] = {}
         self.last_time_s: float | None = None
         """Night time of the newest sample handed to the signal path."""
         self.last_written_epoch = -1
         self.staged_count = 0
         self._units: UnitDecision | None = None
         self._probe: list[tuple[np.ndarray, np.ndarray]] = []
-        self._units_warned = False
         self._break_pending = False
         self._resumed_at_s: float | None = None
         self._continued: WrittenEpoch | None = None
@@ -148,17 +141,18 @@ class NightSession:
 
     def _probe_units(self, samples: np.ndarray, timestamps: np.ndarray, final: bool = False) -> list:
         """Hold the first seconds until the units are fixed, then stage them; returns the chunks to stage."""
-        self._probe.append((samples, timestamps))
-        span_s = float(self._probe[-1][1][-1] - self._probe[0][1][0]) if len(timestamps) else 0.0
-        if span_s < UNIT_PROBE_S and not final:
+        if len(timestamps):
+            self._probe.append((samples, timestamps))
+        rate_hz = self.layout.sfreq_hz or IRREGULAR_GRID_HZ
+        if sum(len(stamps) for _, stamps in self._probe) < UNIT_PROBE_S * rate_hz and not final:
             return []
         chunks, self._probe = self._probe, []
+        if not chunks:
+            return []
         probe = np.concatenate([np.asarray(c[0], dtype=np.float64) for c in chunks])
         self._units = decide_units(self.layout, self.montage, probe)
         for notice in self._units.notices:
-            log.warning(notice)
-            self._event("units_notice", message=notice)
-            self.dashboard.log_event(notice)
+            self.out.notice("units_notice", notice)
         return chunks
 
     # -- input ----------------------------------------------------------------------------------------
@@ -225,7 +219,7 @@ class NightSession:
             else f"by this computer's clock (the stream's clock jumped {bridge.stream_gap_s:+.0f} s)"
         )
         message = f"{bridge.gap_s:.0f} s without signal, measured {how}, marked missing"
-        self._event(
+        self.out.event(
             "gap_bridged",
             gap_s=bridge.gap_s,
             stream_gap_s=bridge.stream_gap_s,
@@ -271,26 +265,21 @@ class NightSession:
         from_s = self.timeline.last_stream_s
         to_s = float(regular.times[first + real[0]])
         message = f"resumed after {gap_s:.1f} s without data; that time is marked missing"
-        self._event("resume_gap", from_s=from_s, to_s=to_s, gap_s=gap_s, message=message)
+        self.out.event("resume_gap", from_s=from_s, to_s=to_s, gap_s=gap_s, message=message)
         self.dashboard.log_event(message)
         self._resumed_at_s = None
 
     def on_signal(self, ok: bool, message: str, layout: StreamLayout | None = None) -> None:
         """The inlet lost the stream or got it back (maybe with another channel layout)."""
-        name = "signal_back" if ok else "signal_lost"
-        self._event(name, message=message)
+        self.out.event("signal_back" if ok else "signal_lost", message=message)
         self.dashboard.log_event(message)
-        if self.detector is not None and self.last_time_s is not None:
-            for event in self.detector.set_signal(ok, self.last_time_s):
-                self.hooks.dispatch(event)
+        self.out.signal(ok, self.last_time_s)
         if ok and layout is not None and not layout.same_channels(self.layout):
             self._relayout(layout)
 
     def on_stream_notice(self, kind: str, message: str) -> None:
         """The inlet refused a stream that is not this night's, or saw a second one matching it."""
-        log.warning(message)
-        self._event(kind, message=message)
-        self.dashboard.log_event(message)
+        self.out.notice(kind, message)
 
     def _relayout(self, layout: StreamLayout) -> None:
         reason = self.refusal(layout)
@@ -303,18 +292,11 @@ class NightSession:
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
         self._units = None  # the new layout's units are read again
         self._break_pending = True
-        self._event("layout_changed", labels=list(layout.labels), sfreq=layout.sfreq_hz)
+        self.out.event("layout_changed", labels=list(layout.labels), sfreq=layout.sfreq_hz)
 
     def tick(self, now: datetime) -> None:
         """Let the alarm's fallback fire on time even when no epoch arrives; forward hook outcomes."""
-        if self.alarm is not None:
-            self._alarm_decisions(self.alarm.check_time(now))
-            self._refresh_alarm_panel()
-        for result in self.hooks.drain_results():
-            record = result.to_dict()
-            self._guarded(self.writer.write_record, record)
-            if record["status"] != "ok":
-                self.dashboard.log_event(f"hook {record['hook']} {record['status']}: {record['detail']}")
+        self.out.tick(now)
 
     def wall_now(self) -> datetime | None:
         """Stream time of the latest sample, as wall-clock time."""
@@ -336,8 +318,8 @@ class NightSession:
             self.clock = ClockMap.from_start_clock(self.settings.start_clock, first_time_s)
         else:
             self.clock = ClockMap.live(first_time_s, datetime.fromtimestamp(self._now()).astimezone())
-        self._start_decisions()
-        self._event(
+        self.out.start(self.clock)
+        self.out.event(
             "night_started" if continued is None else "night_continued",
             stream=self.layout.name,
             source_id=self.layout.source_id,
@@ -354,13 +336,6 @@ class NightSession:
         signal = self.pipeline.signal
         return SourceClipping(signal.sfreq_in, staged_sources(self.montage), signal.config, n_samples_in)
 
-    def _start_decisions(self) -> None:
-        assert self.clock is not None
-        self.detector = EventDetector(self.settings.sleep_onset_epochs, self.clock.wall)
-        if self.settings.alarm is not None:
-            self.alarm = SmartAlarm(self.settings.alarm, self.clock)
-            self._refresh_alarm_panel()
-
     def _deliver(self, staged: StagedEpoch) -> StagedEpoch:
         """Write an epoch and hand it to every sink. The alarm, events and dashboard see it in night time;
         the hypnogram and the LSL outlets in the stream clock of the segment it starts in."""
@@ -371,113 +346,36 @@ class NightSession:
         self.staged_count += 1
         if epoch.index <= self.last_written_epoch:
             return epoch  # already on disk before a crash: keep what was written
-        assert self.clock is not None and self.detector is not None
+        assert self.clock is not None and self.pipeline is not None
         outward = replace(epoch, start_s=self.timeline.to_stream(epoch.start_s))
-        truth = self._truth_for(outward)
-        self.writer.write_epoch(
-            outward, self.clock.wall(epoch.end_s), None if truth is None else STAGES[truth]
-        )
+        elapsed_s = epoch.end_s - self.pipeline.signal.start_time_s
+        self.out.deliver(epoch, outward, self.clock.wall(epoch.end_s), elapsed_s)
         self.last_written_epoch = epoch.index
-        for sink in self.sinks:
-            self._guarded(sink.push, outward)
-        self.dashboard.add_epoch(epoch, truth)
-        self.dashboard.elapsed_s = epoch.end_s - self.pipeline.signal.start_time_s if self.pipeline else 0.0
-        self.dashboard.quality = "good" if epoch.quality_ok else f"{epoch.quality}"
-        self.dashboard.latencies.append(epoch.latency_s)
-        if epoch.quality == "units" and not self._units_warned:
-            self._units_warned = True
-            message = (
-                "the signal is far too small for EEG in µV: is the stream in volts or millivolts? "
-                "check the unit in the stream's channel metadata"
-            )
-            log.warning(message)
-            self._event("units_warning", message=message, epoch=epoch.index)
-            self.dashboard.log_event(message)
-        for event in self.detector.update(epoch):
-            if event.name in ("sleep_onset", "stage_change", "signal_lost", "signal_back"):
-                self._guarded(self.writer.write_record, event.to_dict())
-            self.hooks.dispatch(event)
-        if self.alarm is not None:
-            self._alarm_decisions(self.alarm.update(epoch))
-            self._refresh_alarm_panel()
         return epoch
-
-    def _alarm_decisions(self, decisions: list) -> None:
-        for decision in decisions:
-            self._guarded(self.writer.write_record, decision.to_dict())
-            if decision.fired:
-                self.dashboard.log_event(f"alarm fired ({decision.kind}): {decision.detail}")
-                self.hooks.dispatch(Event.from_alarm(decision))
-
-    def _refresh_alarm_panel(self) -> None:
-        if self.alarm is None:
-            return
-        state = "fired" if self.alarm.fired else "armed"
-        self.dashboard.alarm = AlarmStatus(self.alarm.window_start, self.alarm.alarm_at, state)
-
-    def _truth_for(self, epoch: StagedEpoch) -> int | None:
-        """The ground-truth stage covering the middle of the epoch, when a truth stream is read."""
-        if not self.truth:
-            return None
-        middle = epoch.start_s + epoch.duration_s / 2
-        starts = [s for s in self.truth if s <= middle * 1000]
-        stage = self.truth[max(starts)] if starts else None
-        for old in [s for s in self.truth if s < (epoch.start_s - 120) * 1000]:
-            del self.truth[old]  # bounded: only the last minutes are kept
-        return stage
-
-    def add_truth(self, start_s: float, stage_name: str) -> None:
-        """A ground-truth marker (from a replay's hypnogram stream) starting at ``start_s``."""
-        if stage_name in STAGES:
-            self.truth[round(start_s * 1000)] = STAGES.index(stage_name)
 
     # -- housekeeping -----------------------------------------------------------------------------------
     def _notice_rate(self) -> None:
         notice = getattr(self._regularizer, "rate_notice", "")
         if notice and not self._rate_noticed:
             self._rate_noticed = True
-            self._event("rate_warning", message=notice)
-            self.dashboard.log_event(notice)
-
-    def _event(self, name: str, **fields: Any) -> None:
-        self._guarded(self.writer.write_event, name, **fields)
-
-    def _guarded(self, action: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            action(*args, **kwargs)
-        except OutputError:
-            raise  # the night folder cannot be written: nothing the night does from now on would be kept
-        except Exception as error:  # a sink must never end the night
-            self.record_error("sink_error", error)
-
-    def record_error(self, kind: str, error: BaseException) -> None:
-        """Log a failure that the night survives: to the log, events.jsonl (if writable) and the dashboard."""
-        log.error("%s: %s", kind, error, exc_info=error)
-        self.dashboard.log_event(f"{kind}: {error}")
-        try:
-            self.writer.write_event(kind, error=repr(error), traceback=traceback.format_exception(error)[-3:])
-        except Exception:
-            log.exception("events.jsonl is not writable")
+            self.out.notice("rate_warning", notice)
 
     def close(self) -> list[StagedEpoch]:
         """End of the night: release the last held-back epoch, flush hooks, save the state."""
         staged: list[StagedEpoch] = []
-        if self._units is None and self._probe:
-            last = self._probe.pop()
-            for chunk in self._probe_units(*last, final=True):
+        if self._units is None:
+            for chunk in self._probe_units(np.empty((0, self.layout.n_channels)), np.empty(0), final=True):
                 staged += self._stage_raw(*chunk)
         if self.pipeline is not None:
             staged += [self._deliver(epoch) for epoch in self.pipeline.finish()]
             self.save()
-        for result in self.hooks.close():
-            self._guarded(self.writer.write_record, result.to_dict())
-        self._event("night_ended", epochs=self.last_written_epoch + 1)
+        self.out.close()
+        self.out.event("night_ended", epochs=self.last_written_epoch + 1)
         return staged
 
     # -- resume ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        assert self.pipeline is not None and self.clock is not None and self.detector is not None
-        assert self._units is not None
+        assert self.pipeline is not None and self.clock is not None and self._units is not None
         return {
             "format": STATE_FORMAT,
             "version": __version__,
@@ -489,8 +387,7 @@ class NightSession:
             "clipping": None if self._clipping is None else self._clipping.state_dict(),
             "timeline": self.timeline.state_dict(),
             "clock": self.clock.to_dict(),
-            "detector": self.detector.state_dict(),
-            "alarm": None if self.alarm is None else self.alarm.state_dict(),
+            "decisions": self.out.state_dict(),
             "last_time_s": self.last_time_s,
             "last_written_epoch": self.last_written_epoch,
             "index_offset": self._index_offset,
@@ -513,11 +410,8 @@ class NightSession:
             self.clock = ClockMap.from_dict(state["clock"])
             self._regularizer.load_state_dict(state["regularizer"])
             self.timeline.load_state_dict(state["timeline"])
-            self._start_decisions()
-            assert self.detector is not None
-            self.detector.load_state_dict(state["detector"])
-            if self.alarm is not None and state.get("alarm") is not None:
-                self.alarm.load_state_dict(state["alarm"])
+            self.out.start(self.clock)
+            self.out.load_state_dict(state["decisions"])
             self._units = UnitDecision(tuple(float(f) for f in state["unit_factors"]))
             self.last_time_s = float(state["last_time_s"])
             self.last_written_epoch = int(state["last_written_epoch"])
@@ -530,11 +424,10 @@ class NightSession:
             self._clipping.load_state_dict(state["clipping"])
         except (KeyError, TypeError, ValueError) as error:
             raise damaged_state(self.writer.state_path, error) from error
-        self._refresh_alarm_panel()
         if last_row is not None:
             self.last_written_epoch = max(self.last_written_epoch, last_row.index)
         self._resumed_at_s = self._night_next()
-        self._event(
+        self.out.event(
             "resumed",
             saved_version=state.get("version"),
             last_time_s=self.last_time_s,
@@ -547,4 +440,4 @@ class NightSession:
         self._continued = last_row
         self.last_written_epoch = last_row.index
         self._index_offset = last_row.index + 1
-        self._event("rebuilt_state", last_epoch=last_row.index, last_wall=last_row.wall_end.isoformat())
+        self.out.event("rebuilt_state", last_epoch=last_row.index, last_wall=last_row.wall_end.isoformat())
