@@ -192,7 +192,8 @@ def startup_table(startup: list[dict[str, Any]]) -> TableData:
 
 THROUGHPUT_PATHS = {
     "file": "EDF -> streaming pipeline (stage_recording)",
-    "lsl": "LSL replay (max speed) -> inlet -> regularizer -> pipeline",
+    "lsl": "LSL replay (max speed, 30-s chunks) -> inlet -> regularizer -> pipeline",
+    "lsl_live_chunks": "the same with the live default of 1-s chunks",
     "yasa": "YASA SleepStaging (offline, EEG only, in memory)",
 }
 
@@ -213,19 +214,23 @@ def throughput_table(results: dict[str, Any]) -> TableData:
         if row is None:
             continue
         if "skipped" in row:
-            rows.append((label, "-", "-", "skipped", "-"))
+            rows.append((label, "-", "-", "skipped", "-", "-"))
             notes.append(row["skipped"])
             continue
+        lost = "-"
+        if "samples_expected" in row:
+            lost = str(row["samples_expected"] - row["samples_received"] + row["samples_dropped"])
         rows.append(
             (
                 label,
                 hours(round(row["hours"], 2)),
-                f"{row['seconds']:.1f}",
+                f"{row['seconds']:.2f}",
                 f"{row['x_realtime']:,.0f}x",
                 str(row["epochs"]),
+                lost,
             )
         )
-    columns = ("path", "night", "seconds", "x real time", "epochs staged")
+    columns = ("path", "night", "seconds", "x real time", "epochs staged", "samples lost")
     return TableData("Whole-night throughput", columns, rows, " ".join(notes))
 
 

@@ -48,6 +48,8 @@ class BenchSizes:
     night_sfreq_hz: float = 256.0
     profile_h: float = 1.0
     startup_repeats: int = 3
+    lsl_chunk_s: float = 30.0
+    """What the LSL replay pushes and the inlet pulls at once (a run at the live default, 1 s, beside it)."""
 
     @property
     def marks_epochs(self) -> tuple[int, ...]:
@@ -127,9 +129,11 @@ def _night_sections(
             results["file"]["profile"] = profile
         if "lsl" in wanted:
             progress("lsl")
-            results["lsl"] = bench_lsl_replay(model, night, CHANNEL, _stream_name())
+            pull = sizes.lsl_chunk_s
+            results["lsl"] = bench_lsl_replay(model, night, CHANNEL, _stream_name(), pull)
+            results["lsl_live_chunks"] = bench_lsl_replay(model, night, CHANNEL, _stream_name())
             profile = profiled(
-                lambda: bench_lsl_replay(model, short, CHANNEL, _stream_name()), sizes.profile_h
+                lambda: bench_lsl_replay(model, short, CHANNEL, _stream_name(), pull), sizes.profile_h
             )
             results["lsl"]["profile"] = profile
     if "yasa" in wanted:
