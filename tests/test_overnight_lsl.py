@@ -329,3 +329,36 @@ def test_an_unknown_epoch_goes_out_as_unknown_with_no_probabilities() -> None:
         (marker, _), (probs, _) = (inlet.pull_sample(timeout=5.0) for inlet in inlets)
     assert json.loads(marker[0])["stage"] == "unknown"
     assert np.isnan(probs).all()
+
+
+def test_a_clock_reset_in_a_live_stream_keeps_the_night_on_one_true_time_axis(night_uv, tmp_path):
+    """A sender whose clock jumps back 45 minutes mid-night (stamps in its own clock, pushed 10x faster
+    than real time): no negative gap, the break measured by this computer's clock at the stream's pace."""
+    name, folder = unique("reset"), tmp_path / "night"
+    info = pylsl.StreamInfo(name, "EEG", 1, SFREQ, "float32", name)
+    write_channels(info, ["Fpz-Cz"], ["microvolts"], ["EEG"])
+    sender = pylsl.StreamOutlet(info)
+    run = _streamstage(*_run_args(name, "--out", str(folder)))
+    assert sender.wait_for_consumers(30.0)
+    data = night_uv.astype(np.float32)
+    second = int(SFREQ)
+    t0 = pylsl.local_clock()
+    for start in range(0, len(data), second):  # 10 s of stream per wall second
+        if start == len(data) // 2:
+            time.sleep(6.0)  # a minute of stream time passes without data ...
+            t0 -= 2700.0  # ... and the sender's clock is reset 45 minutes back
+        block = data[start : start + second]
+        sender.push_chunk(block, t0 + (start + len(block) - 1) / SFREQ)
+        time.sleep(0.1)
+    _, err = run.communicate(timeout=120)
+    del sender
+    assert run.returncode == 0, err
+    rows = _rows(folder)
+    assert [int(r[0]) for r in rows] == list(range(len(rows))) and len(rows) > len(NIGHT)  # the gap is in
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    bridged = [e for e in events if e["event"] == "gap_bridged"]
+    assert len(bridged) == 1 and bridged[0]["measured_by"] == "wall" and bridged[0]["gap_s"] >= 0
+    assert bridged[0]["stream_gap_s"] < -2000
+    starts = [float(r[1]) for r in rows]
+    assert starts[-1] < starts[0]  # the last epochs are stamped in the reset clock, as the stream is
+    assert max(np.diff(starts)) == pytest.approx(30.0, abs=0.1)  # no epoch shifted within a segment
