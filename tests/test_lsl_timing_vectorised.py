@@ -1,5 +1,6 @@
-"""The regularizer's vectorised on-time path places every sample where the per-sample rules do: random
-jitter, gaps, rate drift, clock resets, NaN stamps and any chunking give the same grid, counters and notice.
+"""The vectorised intake paths against the per-sample rules. The regularizer's on-time path places every
+sample where the rules do: random jitter, gaps, rate drift, clock resets, NaN stamps and any chunking give
+the same grid, counters and notice. The irregular-rate resampler's runs give the very same values.
 
 The streams are jittered, as real ones are: the two paths sum the rate fit in different orders (equal to
 ~1e-12), so a stamp that sits on a threshold to within that, which only a jitter-free synthetic stream whose
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamstage.lsl.grid import RegularChunk
+from streamstage.lsl.interpolate import IrregularResampler
 from streamstage.lsl.timing import TimestampRegularizer
 
 FS = 256.0
@@ -105,3 +107,42 @@ def test_an_on_time_night_goes_through_in_a_few_vectorised_runs_per_chunk() -> N
     out = joined(feed(regularizer, samples, stamps, np.arange(7680, n, 7680)))
     np.testing.assert_array_equal(out[0][:, 0], np.arange(n))
     assert len(calls) <= 3  # the first sample of the night, and little else, goes one by one
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 3000),
+    n_gaps=st.integers(0, 3),
+    n_resets=st.integers(0, 2),
+    n_nan=st.integers(0, 3),
+    n_repeats=st.integers(0, 5),
+    n_cuts=st.integers(0, 30),
+)
+def test_irregular_runs_interpolate_as_the_per_sample_rules(
+    seed: int, n: int, n_gaps: int, n_resets: int, n_nan: int, n_repeats: int, n_cuts: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    stamps = 50.0 + np.cumsum(rng.exponential(1 / 90.0, n))  # a bridge stamping samples as they come
+    for start in rng.integers(1, n, n_gaps):
+        stamps[start:] += rng.uniform(1.5, 20.0)  # beyond the interpolation limit: NaN slots
+    for start in rng.integers(1, n, n_resets):
+        stamps[start:] -= rng.uniform(5.0, 30.0)
+    for i in rng.integers(1, n, n_repeats):
+        stamps[i] = stamps[i - 1]  # the same stamp twice
+    stamps[rng.integers(0, n, n_nan)] = np.nan
+    samples = rng.normal(0.0, 30.0, (n, 2))
+    bounds = np.sort(rng.integers(0, n + 1, n_cuts))
+    reference = IrregularResampler(2, 100.0, vectorised=False)
+    fast = IrregularResampler(2, 100.0)
+    expected = joined([reference.push(samples, stamps)])
+    got = joined(
+        [fast.push(x, t) for x, t in zip(np.split(samples, bounds), np.split(stamps, bounds), strict=True)]
+    )
+    for mine, theirs in zip(got[:3], expected[:3], strict=True):
+        np.testing.assert_array_equal(mine, theirs)  # bit for bit: the same formula on the same samples
+    assert got[3] == expected[3]
+    assert fast.counters == reference.counters
+    saved, expected_state = fast.state_dict(), reference.state_dict()
+    np.testing.assert_array_equal(saved.pop("last_x"), expected_state.pop("last_x"))
+    assert saved == expected_state
