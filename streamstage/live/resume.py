@@ -21,11 +21,8 @@ IDENTITY_FIELDS: tuple[str, ...] = ("name", "type", "source_id", "hostname", "la
 
 
 def stream_identity(layout: StreamLayout) -> dict[str, Any]:
-    return {
-        key: list(value) if key == "labels" else value
-        for key in IDENTITY_FIELDS
-        for value in [getattr(layout, key)]
-    }
+    """The fields of :data:`IDENTITY_FIELDS`, as saved in the state (labels as a list)."""
+    return {key: getattr(layout, key) for key in IDENTITY_FIELDS} | {"labels": list(layout.labels)}
 
 
 def check_resumable(
@@ -34,8 +31,9 @@ def check_resumable(
     """Refuse a state of another streamstage, another channel or (unless accepted) another stream."""
     if state.get("format") != STATE_FORMAT or state.get("version") != __version__:
         raise ResumeError(
-            f"the saved night was written by streamstage {state.get('version')}, this is {__version__}; "
-            "resume it with the version that started it, or continue with --rebuild-state."
+            f"the saved night was written by streamstage {state.get('version')} (state format "
+            f"{state.get('format')}), this is {__version__} (format {STATE_FORMAT}); resume it with the "
+            "version that started it, or continue it with --rebuild-state."
         )
     if list(state.get("channels", [])) != list(montage.labels):
         raise ResumeError(
