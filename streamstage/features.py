@@ -13,7 +13,7 @@ are scale-free already, and each log power is replaced by its difference from a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,10 +92,51 @@ CAUSAL = "causal_running_mean"
 NIGHT_ZSCORE = "night_zscore"
 
 
+REL_LOG_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class StageAnchor:
+    """A population prior that keeps a young reference from taking the stage it was built in for average.
+
+    A plain running mean started in N3 makes N3 look like the night's average. The anchor guesses each
+    epoch's stage from its relative powers alone (a linear classifier on their logs: gain-free), and the
+    reference averages ``log - E[log - reference | stage]`` instead of ``log``, with the expected offsets of
+    each stage measured on settled training nights. Over a whole night the offsets average out, so the
+    reference lands where the plain mean does; right after a join it lands there at once. Still exactly
+    gain-invariant: a gain moves every log power and the reference alike.
+    """
+
+    stage_offsets: np.ndarray
+    """(n_channels, n_stages, 5): mean of ``log - reference`` per stage on settled nights."""
+    weights: np.ndarray
+    """(n_channels, 5, n_stages): the classifier on ``log(rel + 1e-6)``."""
+    bias: np.ndarray
+    """(n_channels, n_stages)."""
+
+    def expected_offset(self, features: np.ndarray) -> np.ndarray:
+        """``E[log - reference]`` under the stage guessed from relative powers: (B, C, 10) -> (B, C, 5)."""
+        rel_log = np.log(np.asarray(features, dtype=np.float64)[..., N_BANDS:] + REL_LOG_EPS)
+        logits = np.einsum("bcf,cfs->bcs", rel_log, self.weights) + self.bias
+        logits -= logits.max(axis=-1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=-1, keepdims=True)
+        return np.einsum("bcs,csf->bcf", probs, self.stage_offsets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: np.asarray(getattr(self, k)).tolist() for k in ("stage_offsets", "weights", "bias")}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> StageAnchor:
+        names = ("stage_offsets", "weights", "bias")
+        return cls(**{k: np.asarray(record[k], dtype=np.float64) for k in names})
+
+
 @dataclass(frozen=True)
 class NormalizerConfig:
     """Causal running mean of the log powers: a cumulative mean for the first ``horizon_epochs`` epochs,
-    then an exponential moving average over that horizon (120 epochs = 1 h).
+    then an exponential moving average over that horizon (120 epochs = 1 h); ``anchor`` (fitted on the
+    training nights when ``anchored``) makes a reference started mid-night right at once.
 
     ``method="night_zscore"`` z-scores every feature over the whole night instead: an offline reference
     that measures what causality costs; such a model cannot run live.
@@ -103,9 +144,25 @@ class NormalizerConfig:
 
     horizon_epochs: int = 120
     method: str = CAUSAL
+    anchored: bool = False
+    anchor: StageAnchor | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "horizon_epochs": self.horizon_epochs}
+        record: dict[str, Any] = {"method": self.method, "horizon_epochs": self.horizon_epochs}
+        if self.anchored:
+            record["anchored"] = True
+            record["anchor"] = None if self.anchor is None else self.anchor.to_dict()
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> NormalizerConfig:
+        anchor = record.get("anchor")
+        return cls(
+            horizon_epochs=int(record["horizon_epochs"]),
+            method=str(record.get("method", CAUSAL)),
+            anchored=bool(record.get("anchored", False)),
+            anchor=None if anchor is None else StageAnchor.from_dict(anchor),
+        )
 
 
 def zscore_night(features: np.ndarray) -> np.ndarray:
@@ -147,11 +204,14 @@ class CausalNormalizer:
         """
         features = np.asarray(features, dtype=np.float64)
         update = np.broadcast_to(np.asarray(update, dtype=bool), self._count.shape)
+        target = features[:, :, :N_BANDS]
+        if self.config.anchor is not None:
+            target = target - self.config.anchor.expected_offset(features)
         alpha = np.maximum(1.0 / (self._count + 1), 1.0 / self.config.horizon_epochs)
         step = np.where(update, alpha, 0.0)[:, None, None]
-        self._mean += step * (features[:, :, :N_BANDS] - self._mean)
+        self._mean += step * (target - self._mean)
         self._count += update
-        reference = np.where((self._count > 0)[:, None, None], self._mean, features[:, :, :N_BANDS])
+        reference = np.where((self._count > 0)[:, None, None], self._mean, target)
         out = features.copy()
         out[:, :, :N_BANDS] -= reference
         return out.astype(np.float32)

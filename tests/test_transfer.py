@@ -185,3 +185,55 @@ def test_train_members_ships_one_ensemble(tmp_path, real_features):
     model = load_model(out)
     assert isinstance(model.net, EnsembleNet) and len(model.net.members) == 2
     assert model.training["member_seeds"] == [0, 1] and len(model.training["members"]) == 2
+
+
+def _stage_shifted_nights(n_nights: int = 6, n_epochs: int = 1200) -> list[Night]:
+    """Fake nights whose stages shift the log powers their own way and set the relative powers."""
+    rng = np.random.default_rng(7)
+    nights = []
+    profile = rng.normal(0, 1, (5, N_BANDS))
+    for index in range(n_nights):
+        labels = np.repeat(rng.integers(0, 5, n_epochs // 4), 4)
+        logs = profile[labels] + rng.normal(0, 0.2, (n_epochs, N_BANDS)) + rng.normal(0, 2)  # a night's gain
+        features = features_from_powers(np.exp(logs))[:, None].astype(np.float32)
+        nights.append(Night(f"{index:02d}", 1, features, labels.astype(np.int64)))
+    return nights
+
+
+def test_an_anchored_reference_is_right_at_once_after_a_join():
+    from streamstage.features import NormalizerConfig
+    from streamstage.training.anchor import fit_anchor
+
+    nights = _stage_shifted_nights()
+    anchored = fit_anchor(nights[:-1], NormalizerConfig(anchored=True))
+    plain = NormalizerConfig()
+    night = nights[-1]
+    settled = CausalNormalizer(1, plain).transform_night(night.features)[1000:, :, :N_BANDS]
+    join = slice(1000, None)  # cold start mid-night
+    errors = {}
+    for name, config in (("plain", plain), ("anchored", anchored)):
+        joined = CausalNormalizer(1, config).transform_night(night.features[join])[:, :, :N_BANDS]
+        errors[name] = float(np.abs(joined[:20] - settled[:20]).mean())
+    assert errors["anchored"] < 0.5 * errors["plain"]
+
+
+def test_an_anchored_reference_is_exactly_gain_invariant_and_saved_with_the_model(tmp_path):
+    from streamstage.features import NormalizerConfig
+    from streamstage.training.anchor import fit_anchor
+
+    nights = _stage_shifted_nights(3)
+    config = fit_anchor(nights, NormalizerConfig(anchored=True))
+    night = nights[0].features
+    louder = night.copy()
+    louder[..., :N_BANDS] += 2 * np.log(37.0)  # the same signal recorded 37x louder
+    np.testing.assert_allclose(
+        CausalNormalizer(1, config).transform_night(louder),
+        CausalNormalizer(1, config).transform_night(night),
+        atol=1e-5,
+    )
+    model = StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=1)).eval(), normalizer=config)
+    save_model(model, tmp_path / "a.pt")
+    loaded = load_model(tmp_path / "a.pt")
+    np.testing.assert_array_equal(loaded.normalizer.anchor.weights, config.anchor.weights)
+    plain = StagingModel(net=model.net, normalizer=NormalizerConfig())
+    assert loaded.model_id == model.model_id != plain.model_id  # the reference is part of the model

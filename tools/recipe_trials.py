@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from streamstage.features import NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.augment import NO_AUGMENTATION, TransferAugmentation
 from streamstage.training.data import Night, load_feature_nights, subjects_of
@@ -37,7 +38,12 @@ RECIPES: dict[str, dict] = {
     "fresh_aug_mix": {"fresh_start_prob": 1.0, "augmentation": TransferAugmentation()},
     "half": {"fresh_start_prob": 0.5, "augmentation": NO_AUGMENTATION},
     "half_aug": {"fresh_start_prob": 0.5, "augmentation": TransferAugmentation()},
+    "first_anchor": {"fresh_start_prob": 0.0, "augmentation": NO_AUGMENTATION},
+    "half_anchor": {"fresh_start_prob": 0.5, "augmentation": NO_AUGMENTATION},
+    "half_aug_anchor": {"fresh_start_prob": 0.5, "augmentation": TransferAugmentation()},
 }
+ANCHORED = {"first_anchor", "half_anchor", "half_aug_anchor"}
+"""Recipes whose normaliser reference is anchored by the stage prior (fitted on the training nights)."""
 MIXED_MONTAGES = {"fresh_aug_mix"}
 """Recipes that train one channel on both EEG derivations of each training night (Fpz-Cz and Pz-Oz), as
 separate nights of the same subject: two montages teach the model what does not depend on one."""
@@ -73,7 +79,8 @@ def main() -> None:
     config = dataclasses.replace(
         TrainConfig(seed=args.seed, max_steps=args.max_steps), **RECIPES[args.recipe]
     )
-    model, history = train_model(train, val, StagerConfig(), config)
+    normalizer = NormalizerConfig(anchored=args.recipe in ANCHORED)
+    model, history = train_model(train, val, StagerConfig(), config, normalizer)
     joins = random_joins(test, per_night=3, seed=args.split_seed)
     record = {
         "recipe": args.recipe,

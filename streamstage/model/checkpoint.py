@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from streamstage.errors import ModelError
-from streamstage.features import CAUSAL, RECIPE, NormalizerConfig
+from streamstage.features import RECIPE, NormalizerConfig
 from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
 
@@ -57,8 +57,10 @@ class StagingModel:
 
     @cached_property
     def model_id(self) -> str:
-        """Hashed once: a loaded model's weights do not change, and every epoch's saved state needs it."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        """Config, normalisation and weights, hashed once: a loaded model does not change, and every
+        epoch's saved state needs it."""
+        described = {"config": self.config.to_dict(), "normalizer": self.normalizer.to_dict()}
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode())
         for name, tensor in sorted(self.net.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -134,10 +136,7 @@ def load_model(path: Path | str | None = None) -> StagingModel:
     except RuntimeError as error:
         raise ModelError(f"{source}: weights do not fit its own config ({error}).") from error
     net.eval()
-    normalizer = NormalizerConfig(
-        horizon_epochs=int(payload["normalizer"]["horizon_epochs"]),
-        method=str(payload["normalizer"].get("method", CAUSAL)),
-    )
+    normalizer = NormalizerConfig.from_dict(payload["normalizer"])
     return StagingModel(
         net=net, normalizer=normalizer, training=dict(payload.get("training", {})), source=source
     )

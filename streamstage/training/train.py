@@ -27,6 +27,7 @@ from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, NormalizerConfi
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
+from streamstage.training.anchor import fit_anchor
 from streamstage.training.augment import TransferAugmentation, augment_crop
 from streamstage.training.data import IGNORE_LABEL, Night
 from streamstage.training.predict import score_nights
@@ -124,7 +125,7 @@ def train_model(
     on_progress: ProgressCallback | None = None,
 ) -> tuple[StagingModel, list[dict[str, Any]]]:
     """Train on ``train_nights``, keep the weights with the best validation kappa (early stopping)."""
-    normalizer = normalizer or NormalizerConfig()
+    normalizer = fit_anchor(train_nights, normalizer or NormalizerConfig())
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
