@@ -101,8 +101,9 @@ def mamba_table(mamba: dict[str, Any]) -> TableData:
     table = TableData(
         "Mamba step alone, batch 1 (ms, median / p99)",
         ("stream", "reference step (PyTorch)", "fast step (NumPy)", "speed-up", "state"),
-        caption=f"Both step the same tokens from the same state, every epoch; last {mamba['window_epochs']} "
-        f"before each mark. Largest logit difference over the run: {mamba['largest_logit_difference']:.1e}.",
+        caption=f"Each steps the same tokens from the same state, every epoch, in a loop of its own; last "
+        f"{mamba['window_epochs']} before each mark. Largest logit difference over the run: "
+        f"{mamba['largest_logit_difference']:.1e}.",
     )
     for mark in mamba["marks"]:
         reference, fast = mark["reference_step_ms"], mark["fast_step_ms"]

@@ -36,6 +36,7 @@ from streamstage.model.stager import StagingNet
 
 DTYPE = np.float32
 """Weights, activations and state (the reference keeps its state in float32 too)."""
+_SQRT_HALF = np.float32(np.sqrt(0.5))
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -138,6 +139,29 @@ class _Scratch:
         self.t_b = torch.from_numpy(self.b_t)[:, :, None]
         self.t_dx = torch.from_numpy(self.dx)[None]
         self.t_z = torch.from_numpy(self.xz)[:, d_inner:]
+        # Views, made once: slicing costs as much as a small operator.
+        dt_rank = layers[0].w_dt.shape[0]
+        self.x_in, self.z = self.xz[:, :d_inner], self.xz[:, d_inner:]
+        self.dt = self.dbc[:, :dt_rank]
+        self.b_rows = self.dbc[:, dt_rank : dt_rank + d_state].T
+        self.c_rows = self.dbc[:, None, dt_rank + d_state :]
+        self.y_rows = self.y[:, 0]
+        self.grid_state = self.grid.reshape(d_state, rows, d_inner)
+
+
+@dataclass(frozen=True)
+class _LayerState:
+    """One layer's state for some streams, as arrays (updated in place) and the views the step needs."""
+
+    conv: np.ndarray
+    ssm: np.ndarray
+    ssm_t: torch.Tensor
+    ssm_by_stream: np.ndarray
+    """``ssm`` as (streams, d_state, d_inner), for the readout matmul."""
+
+    @classmethod
+    def of(cls, conv: np.ndarray, ssm: np.ndarray) -> _LayerState:
+        return cls(conv, ssm, torch.from_numpy(ssm), ssm.transpose(1, 0, 2))
 
 
 class FastStepper:
@@ -180,7 +204,7 @@ class FastStepper:
         self._conv[:, self.d_conv] = 1.0
         self._ssm_t = torch.zeros((n_layers, self.d_state, batch_size, self.d_inner), dtype=torch.float32)
         self._ssm = self._ssm_t.numpy()  # the same memory; torch does the fused outer-product update
-        self._whole = (list(self._conv), list(self._ssm), list(self._ssm_t))
+        self._whole = [_LayerState.of(c, h) for c, h in zip(self._conv, self._ssm, strict=True)]
 
     @classmethod
     def from_net(cls, net: StagingNet, batch_size: int = 1) -> FastStepper:
@@ -204,7 +228,7 @@ class FastStepper:
     def step(self, inputs: np.ndarray) -> np.ndarray:
         """One epoch of every stream: ``(batch_size, n_channels, n_features)`` -> logits
         ``(batch_size, n_stages)``, a new array."""
-        return self._advance(self._checked(inputs, self.batch_size), *self._whole)
+        return self._advance(self._checked(inputs, self.batch_size), self._whole)
 
     def step_streams(self, inputs: np.ndarray, streams: Sequence[int] | np.ndarray) -> np.ndarray:
         """One epoch of some streams only, the others keeping their state: inputs ``(len(streams), ...)``.
@@ -220,10 +244,10 @@ class FastStepper:
             )
         k = len(index)
         if np.array_equal(index, np.arange(k)):
-            conv, ssm = list(self._conv[:, :, :k]), list(self._ssm[:, :, :k])
-            return self._advance(x, conv, ssm, [torch.from_numpy(layer) for layer in ssm])
+            prefix = zip(self._conv[:, :, :k], self._ssm[:, :, :k], strict=True)
+            return self._advance(x, [_LayerState.of(c, h) for c, h in prefix])
         conv_rows, ssm_rows = self._conv[:, :, index], self._ssm[:, :, index]  # copies, written back
-        logits = self._advance(x, list(conv_rows), list(ssm_rows), list(torch.from_numpy(ssm_rows)))
+        logits = self._advance(x, [_LayerState.of(c, h) for c, h in zip(conv_rows, ssm_rows, strict=True)])
         self._conv[:, :, index], self._ssm[:, :, index] = conv_rows, ssm_rows
         return logits
 
@@ -303,27 +327,20 @@ class FastStepper:
             self._scratch[rows] = _Scratch(rows, self._layers, self.d_model, self.d_conv)
         return self._scratch[rows]
 
-    def _advance(
-        self,
-        x: np.ndarray,
-        conv: Sequence[np.ndarray],
-        ssm: Sequence[np.ndarray],
-        ssm_t: Sequence[torch.Tensor],
-    ) -> np.ndarray:
-        """The whole step for ``len(x)`` streams; each layer's state (``ssm_t``: ``ssm`` as tensors) moves on
-        in place."""
+    def _advance(self, x: np.ndarray, states: Sequence[_LayerState]) -> np.ndarray:
+        """The whole step for ``len(x)`` streams; each layer's state moves on in place."""
         s = self._buffers(len(x))
         h = s.hidden
         np.matmul(x, self._embed_w, out=h)
         h += self._embed_b
-        np.multiply(h, np.float32(np.sqrt(0.5)), out=s.erf)  # exact GELU: x (1 + erf(x / √2)), ½ folded
+        np.multiply(h, _SQRT_HALF, out=s.erf)  # exact GELU: x (1 + erf(x / √2)), ½ folded
         torch.erf(s.t_erf, out=s.t_erf)
         s.erf += 1.0
         h *= s.erf
         np.matmul(h, self._embed2_w, out=s.residual)
         s.residual += self._embed2_b
         for i, layer in enumerate(self._layers):
-            _layer_step(layer, s, s.decay_a[i], conv[i], ssm[i], ssm_t[i])
+            _layer_step(layer, s, s.decay_a[i], states[i])
         logits = np.matmul(s.residual, self._head_w)
         logits /= _row_scale(s, self._head_eps)
         logits += self._head_b
@@ -340,40 +357,35 @@ def _row_scale(s: _Scratch, eps: float) -> np.ndarray:
     return scale[:, None]
 
 
-def _layer_step(
-    w: _Layer, s: _Scratch, decay_a: np.ndarray, conv: np.ndarray, ssm: np.ndarray, ssm_t: torch.Tensor
-) -> None:
-    """``residual += mixer(norm(residual))`` for one layer; ``conv`` and ``ssm`` (``ssm_t``: the same memory,
-    as a tensor) move on in place."""
-    d_state, d_inner = w.A_log2e.shape
-    dt_rank = w.w_dt.shape[0]
-    xz, xc, delta, dbc = s.xz, s.xc, s.delta, s.dbc
+def _layer_step(w: _Layer, s: _Scratch, decay_a: np.ndarray, state: _LayerState) -> None:
+    """``residual += mixer(norm(residual))`` for one layer; its state moves on in place."""
+    xz, xc, delta, conv, ssm = s.xz, s.xc, s.delta, state.conv, state.ssm
     np.matmul(s.residual, w.w_in, out=xz)
     xz /= _row_scale(s, w.norm_eps)
     d_conv = len(conv) - 1  # causal depthwise conv over the last d_conv inputs (+ bias), then SiLU
     conv[: d_conv - 1] = conv[1:d_conv]
-    conv[d_conv - 1] = xz[:, :d_inner]
+    conv[d_conv - 1] = s.x_in
     np.multiply(conv, w.conv_w, out=s.taps)
     np.add.reduce(s.taps, axis=0, out=xc)
     torch.sigmoid(s.t_xc, out=s.t_gate)
     xc *= s.gate
-    np.matmul(xc, w.w_x, out=dbc)  # (dt, B, C), then delta = softplus(dt_proj(dt))
-    np.matmul(dbc[:, :dt_rank], w.w_dt, out=delta)
+    np.matmul(xc, w.w_x, out=s.dbc)  # (dt, B, C), then delta = softplus(dt_proj(dt))
+    np.matmul(s.dt, w.w_dt, out=delta)
     delta += w.dt_bias
     delta = F.softplus(s.t_delta).numpy()
     grid = s.grid  # h = exp(delta A) h + (delta x) B, over (d_state, streams x d_inner)
     np.multiply(decay_a, delta.reshape(1, -1), out=grid)
     np.exp2(grid, out=grid)
-    ssm *= grid.reshape(ssm.shape)
+    ssm *= s.grid_state
     np.multiply(delta, xc, out=s.dx)
-    np.copyto(s.b_t, dbc[:, dt_rank : dt_rank + d_state].T)
-    ssm_t.addcmul_(s.t_b, s.t_dx)
-    np.matmul(dbc[:, None, dt_rank + d_state :], ssm.transpose(1, 0, 2), out=s.y)  # y = C h + D x
-    y = s.y[:, 0]
+    np.copyto(s.b_t, s.b_rows)
+    state.ssm_t.addcmul_(s.t_b, s.t_dx)
+    np.matmul(s.c_rows, state.ssm_by_stream, out=s.y)  # y = C h + D x
+    y = s.y_rows
     np.multiply(xc, w.D, out=s.dx)
     y += s.dx
     torch.sigmoid(s.t_z, out=s.t_gate)  # gated by silu(z)
-    s.gate *= xz[:, d_inner:]
+    s.gate *= s.z
     y *= s.gate
     np.matmul(y, w.w_out, out=s.mixed)
     s.residual += s.mixed
