@@ -174,7 +174,8 @@ def _stage_code(name: str) -> int:
     if not name or name == UNKNOWN_NAME:
         return UNKNOWN
     if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r} (expected one of {', '.join(STAGES)}, {UNKNOWN_NAME} or empty)")
+        expected = f"{', '.join(STAGES)}, {UNKNOWN_NAME} or empty"
+        raise ValueError(f"unknown stage {name!r} (expected one of {expected})")
     return STAGES.index(name)
 
 
