@@ -94,8 +94,6 @@ class NightSession:
         self.dashboard = dashboard or DashboardState()
         self.settings = self.options.settings
         self.out = NightSinks(writer, self.settings, sinks, self.dashboard)
-        self.record_error = self.out.record_error
-        self.add_truth = self.out.add_truth
         self.layout = layout
         self.montage = self._derive(layout)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
@@ -297,6 +295,14 @@ class NightSession:
     def tick(self, now: datetime) -> None:
         """Let the alarm's fallback fire on time even when no epoch arrives; forward hook outcomes."""
         self.out.tick(now)
+
+    def add_truth(self, start_s: float, stage_name: str) -> None:
+        """A ground-truth marker (from a replay's hypnogram stream) starting at ``start_s`` (stream clock)."""
+        self.out.add_truth(start_s, stage_name)
+
+    def record_error(self, kind: str, error: BaseException) -> None:
+        """A failure the night survives (a bad chunk): logged, recorded and shown."""
+        self.out.record_error(kind, error)
 
     def wall_now(self) -> datetime | None:
         """Stream time of the latest sample, as wall-clock time."""
