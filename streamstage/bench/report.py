@@ -232,6 +232,9 @@ def throughput_table(results: dict[str, Any]) -> TableData:
             )
         )
     columns = ("path", "night", "seconds", "x real time", "epochs staged", "samples lost")
+    runs = len(results.get("file", {}).get("runs_s", ()))
+    if runs > 1:
+        notes.insert(0, f"File and 30-s LSL rows: the fastest of {runs} runs (all in the JSON).")
     return TableData("Whole-night throughput", columns, rows, " ".join(notes))
 
 

@@ -48,6 +48,9 @@ class BenchSizes:
     night_sfreq_hz: float = 256.0
     profile_h: float = 1.0
     startup_repeats: int = 3
+    night_runs: int = 2
+    """Runs of the file and LSL nights; the fastest is reported (on a shared machine the others' load
+    only ever adds time), all of them are kept in the JSON."""
     lsl_chunk_s: float = 30.0
     """What the LSL replay pushes and the inlet pulls at once (a run at the live default, 1 s, beside it)."""
 
@@ -67,6 +70,7 @@ QUICK = BenchSizes(
     night_h=0.25,
     profile_h=0.1,
     startup_repeats=1,
+    night_runs=1,
 )
 
 
@@ -124,13 +128,15 @@ def _night_sections(
         short = write_night_edf(Path(folder) / "short.edf", short_uv, sizes.night_sfreq_hz)
         if "file" in wanted:
             progress("file")
-            results["file"] = bench_file_pipeline(model, night, CHANNEL)
+            results["file"] = _best_of(sizes.night_runs, lambda: bench_file_pipeline(model, night, CHANNEL))
             profile = profiled(lambda: bench_file_pipeline(model, short, CHANNEL), sizes.profile_h)
             results["file"]["profile"] = profile
         if "lsl" in wanted:
             progress("lsl")
             pull = sizes.lsl_chunk_s
-            results["lsl"] = bench_lsl_replay(model, night, CHANNEL, _stream_name(), pull)
+            results["lsl"] = _best_of(
+                sizes.night_runs, lambda: bench_lsl_replay(model, night, CHANNEL, _stream_name(), pull)
+            )
             results["lsl_live_chunks"] = bench_lsl_replay(model, night, CHANNEL, _stream_name())
             profile = profiled(
                 lambda: bench_lsl_replay(model, short, CHANNEL, _stream_name(), pull), sizes.profile_h
@@ -140,6 +146,13 @@ def _night_sections(
         progress("yasa")
         results["yasa"] = bench_yasa(night_uv, sizes.night_sfreq_hz, CHANNEL)
     return results
+
+
+def _best_of(runs: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of ``runs`` results (by ``seconds``), with every run's seconds in ``runs_s``."""
+    results = [run() for _ in range(max(1, runs))]
+    best = min(results, key=lambda result: result["seconds"])
+    return {**best, "runs_s": [result["seconds"] for result in results]}
 
 
 def _stream_name() -> str:
