@@ -95,6 +95,12 @@ NIGHT_ZSCORE = "night_zscore"
 REL_LOG_EPS = 1e-6
 
 
+def relative_logs(features: np.ndarray) -> np.ndarray:
+    """``log(rel + 1e-6)`` of features ``(..., 10)``: what the stage anchor's classifier reads."""
+    relative = np.clip(np.asarray(features, dtype=np.float64)[..., N_BANDS:], 0.0, None)
+    return np.log(relative + REL_LOG_EPS)
+
+
 @dataclass(frozen=True)
 class StageAnchor:
     """A population prior that keeps a young reference from taking the stage it was built in for average.
@@ -116,7 +122,7 @@ class StageAnchor:
 
     def expected_offset(self, features: np.ndarray) -> np.ndarray:
         """``E[log - reference]`` under the stage guessed from relative powers: (B, C, 10) -> (B, C, 5)."""
-        rel_log = np.log(np.asarray(features, dtype=np.float64)[..., N_BANDS:] + REL_LOG_EPS)
+        rel_log = relative_logs(features)
         logits = np.einsum("bcf,cfs->bcs", rel_log, self.weights) + self.bias
         logits -= logits.max(axis=-1, keepdims=True)
         probs = np.exp(logits)

@@ -54,6 +54,13 @@ def main() -> None:
         help="transfer: the shipped recipe (cold-start crops, augmentations); first: the first recipe "
         "(normaliser settled from the night start, no augmentation)",
     )
+    parser.add_argument(
+        "--extra-montage",
+        action="append",
+        default=[],
+        help="also train the single-channel model on this derivation of the training nights (e.g. Pz-Oz)",
+    )
+    parser.add_argument("--plain-reference", action="store_true", help="no stage anchor on the reference")
     parser.add_argument("--members", type=int, default=1, help="ensemble members per fold (seeds)")
     parser.add_argument("--joins-per-night", type=int, default=3, help="mid-night joins scored per night")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -85,7 +92,12 @@ def main() -> None:
             f"({time.perf_counter() - started:.0f} s)"
         )
 
-    normalizer = NormalizerConfig(method=NIGHT_ZSCORE if args.night_zscore else CAUSAL)
+    normalizer = NormalizerConfig(
+        method=NIGHT_ZSCORE if args.night_zscore else CAUSAL,
+        anchored=not (args.plain_reference or args.night_zscore or args.recipe == "first"),
+    )
+    extra = [n for channel in args.extra_montage for n in load_feature_nights(args.features, [channel])]
+    extra = [n for n in extra if n.subject in {night.subject for night in nights}]
     result = cross_validate(
         nights,
         n_folds,
@@ -94,12 +106,14 @@ def main() -> None:
         normalizer,
         n_members=args.members,
         joins_per_night=args.joins_per_night,
+        extra_montages=extra,
         on_fold=show,
     )
     result.update(
         protocol=args.protocol,
         recipe=args.recipe,
         members=args.members,
+        extra_montages=args.extra_montage,
         channels=args.channels,
         causal=not (args.bidirectional or args.night_zscore),
         normalization=normalizer.to_dict(),

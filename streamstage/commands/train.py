@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streamstage.errors import ConfigError
 from streamstage.training.arguments import add_night_source_arguments
 
 DEFAULT_D_MODEL = 64
@@ -41,6 +42,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of subjects for validation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--extra-montage",
+        action="append",
+        default=[],
+        metavar="CHANNEL",
+        help="also train the single-channel model on this derivation of the same training nights "
+        "(e.g. Pz-Oz): several montages teach what does not depend on one (the shipped default uses Pz-Oz)",
+    )
+    parser.add_argument(
+        "--plain-reference",
+        action="store_true",
+        help="normalise against a plain running mean, without the stage anchor fitted on the training nights",
+    )
+    parser.add_argument(
         "--members",
         type=int,
         default=1,
@@ -51,19 +65,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streamstage.features import NormalizerConfig
     from streamstage.model.checkpoint import save_model
     from streamstage.model.stager import StagerConfig
     from streamstage.training.augment import NO_AUGMENTATION, TransferAugmentation
-    from streamstage.training.protocols import split_validation
-    from streamstage.training.sources import load_nights_from_args
+    from streamstage.training.protocols import split_validation, with_montages
+    from streamstage.training.sources import load_nights_from_args, load_nights_of
     from streamstage.training.train import TrainConfig, train_ensemble
 
     console = Console(stderr=True)
     nights, channels = load_nights_from_args(args, console)
     train, val = split_validation(nights, args.val_fraction, seed=args.seed)
+    if args.extra_montage:
+        if len(channels) != 1:
+            raise ConfigError("--extra-montage trains a single-channel model; pass one --channels.")
+        extra = [n for montage in args.extra_montage for n in load_nights_of(args, [montage], console)]
+        train = with_montages(train, extra)
     console.print(
         f"training on {len(train)} nights, validating on {len(val)} nights "
         f"({len({n.subject for n in val})} held-out subjects), channels {', '.join(channels)}"
+        + (f" (also trained on {', '.join(args.extra_montage)})" if args.extra_montage else "")
     )
     stager_config = StagerConfig(channels=tuple(channels), d_model=args.d_model, n_layers=args.layers)
     train_config = TrainConfig(
@@ -93,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
                 status += f"  val kappa {record['val_kappa']:.3f}"
             progress.update(task, completed=step, status=status)
 
-        model = train_ensemble(train, val, stager_config, train_config, args.members, on_progress=on_progress)
+        normalizer = NormalizerConfig(anchored=not args.plain_reference)
+        model = train_ensemble(
+            train, val, stager_config, train_config, args.members, normalizer, on_progress=on_progress
+        )
     model.training["source"] = str(args.features or args.edf)
     save_model(model, args.out)
     log_path = args.log or args.out.with_suffix(".log.json")

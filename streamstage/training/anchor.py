@@ -13,11 +13,13 @@ from dataclasses import replace
 import numpy as np
 
 from streamstage import STAGES
-from streamstage.features import N_BANDS, REL_LOG_EPS, CausalNormalizer, NormalizerConfig, StageAnchor
+from streamstage.errors import InputFileError
+from streamstage.features import N_BANDS, CausalNormalizer, NormalizerConfig, StageAnchor, relative_logs
 from streamstage.training.data import Night
 
 SETTLED_AFTER_EPOCHS = 120
-"""Epochs of a night before its plain running mean counts as settled (the normaliser's first hour)."""
+"""Epochs of a night before its plain running mean counts as settled (the normaliser's first hour); a
+night shorter than twice that contributes its second half."""
 COVARIANCE_RIDGE = 1e-3
 
 
@@ -32,11 +34,15 @@ def fit_anchor(nights: Sequence[Night], normalizer: NormalizerConfig) -> Normali
             night.features, night.good
         )
         keep = (night.labels >= 0) & night.good
-        keep[:SETTLED_AFTER_EPOCHS] = False
+        keep[: min(SETTLED_AFTER_EPOCHS, len(night) // 2)] = False  # short nights: their second half
         offsets.append(normalised[keep, :, :N_BANDS])
-        rel_logs.append(np.log(night.features[keep, :, N_BANDS:].astype(np.float64) + REL_LOG_EPS))
+        rel_logs.append(relative_logs(night.features[keep]))
         labels.append(night.labels[keep])
     offset, rel_log, label = np.concatenate(offsets), np.concatenate(rel_logs), np.concatenate(labels)
+    if not len(label):
+        raise InputFileError(
+            "the training nights have no labelled good-quality epochs to fit the reference on."
+        )
     n_stages, n_channels = len(STAGES), offset.shape[1]
     stage_offsets = np.zeros((n_channels, n_stages, N_BANDS))
     weights = np.zeros((n_channels, N_BANDS, n_stages))

@@ -29,6 +29,12 @@ def split_validation(nights: Sequence[Night], fraction: float, seed: int) -> tup
     ]
 
 
+def with_montages(train: Sequence[Night], extra_montages: Sequence[Night]) -> list[Night]:
+    """``train`` plus the other montages of exactly its nights."""
+    names = {night.name for night in train}
+    return [*train, *(night for night in extra_montages if night.name in names)]
+
+
 def cross_validate(
     nights: Sequence[Night],
     n_folds: int,
@@ -38,9 +44,14 @@ def cross_validate(
     val_fraction: float = 0.1,
     n_members: int = 1,
     joins_per_night: int = 3,
+    extra_montages: Sequence[Night] = (),
     on_fold: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``n_folds``-fold subject-wise CV; returns pooled scores and per-fold records.
+
+    ``extra_montages`` are the same nights through other derivations (a single-channel model trained on
+    several montages); a fold trains on those of its training subjects only, never validates or tests on
+    them.
 
     Held-out nights are staged cold from their start, and (for a streaming model) also joined at
     ``joins_per_night`` random points of sleep, scored by minutes since the join beside the same epochs of
@@ -53,6 +64,7 @@ def cross_validate(
         test = [n for n in nights if n.subject in test_subjects]
         rest = [n for n in nights if n.subject not in test_subjects]
         train, val = split_validation(rest, val_fraction, seed=train_config.seed + fold_index)
+        train = with_montages(train, extra_montages)
         model = train_ensemble(train, val, stager_config, train_config, n_members, normalizer)
         scores = score_nights(model, test)
         pooled += scores.confusion

@@ -92,8 +92,13 @@ def stage_edf_pairs(
     return recordings
 
 
+def load_nights_of(args: argparse.Namespace, channels: list[str], console: Console) -> list[Night]:
+    """The nights of ``--features`` or ``--edf`` through ``channels``."""
+    if args.features:
+        return load_feature_nights(args.features, channels)
+    return load_edf_nights(args.edf, channels, console)
+
+
 def load_nights_from_args(args: argparse.Namespace, console: Console) -> tuple[list[Night], list[str]]:
     channels = list(args.channels or ["Fpz-Cz"])
-    if args.features:
-        return load_feature_nights(args.features, channels), channels
-    return load_edf_nights(args.edf, channels, console), channels
+    return load_nights_of(args, channels, console), channels
