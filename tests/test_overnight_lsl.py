@@ -362,3 +362,33 @@ def test_a_clock_reset_in_a_live_stream_keeps_the_night_on_one_true_time_axis(ni
     starts = [float(r[1]) for r in rows]
     assert starts[-1] < starts[0]  # the last epochs are stamped in the reset clock, as the stream is
     assert max(np.diff(starts)) == pytest.approx(30.0, abs=0.1)  # no epoch shifted within a segment
+
+
+def test_a_resume_after_a_crash_longer_than_ten_minutes_keeps_every_later_epoch_in_place(tmp_path):
+    """The issue's headline: kill -9, twelve-odd minutes of stream time down, --resume. The time down is
+    written as missing epochs and every later epoch keeps the start the replay gave it."""
+    night = SyntheticEEG(np.full(90, 2), SFREQ, seed=3).generate().T.astype(np.float64)
+    name, folder = unique("longcrash"), tmp_path / "night"
+    replay = _replay(night, 60.0, name)  # 45 minutes of stream in 45 s
+    first = _streamstage(*_run_args(name, "--out", str(folder)))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (
+        not (folder / "hypnogram.csv").exists() or len(_rows(folder)) < 14
+    ):
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    time.sleep(12.0)  # twelve minutes of stream time published into the void
+    second = _streamstage(*_run_args(name, "--resume", str(folder)))
+    _, err = second.communicate(timeout=180)
+    replay.join()
+    assert second.returncode == 0, err
+    rows = _rows(folder)
+    assert [int(r[0]) for r in rows] == list(range(len(night) // int(30 * SFREQ)))
+    starts = np.array([float(r[1]) for r in rows])
+    np.testing.assert_allclose(starts, replay.t0 + 30.0 * np.arange(len(rows)), atol=0.05)
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    bridged = [e for e in events if e["event"] == "gap_bridged"]
+    assert len(bridged) == 1 and bridged[0]["measured_by"] == "stream" and bridged[0]["gap_s"] > 600
+    missing = [r for r in rows if r[3] == "unknown"]
+    assert len(missing) >= 20 and all(r[9] == "missing" for r in missing)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-MIN_PACE_SPAN_S = 10.0
+MIN_PACE_SPAN_S = 5.0
 """Seconds of arrival time a segment needs before its pace (stream s per wall s) is measured."""
 CONFIRM_FACTOR = 2.0
 CONFIRM_SLACK_S = 60.0
