@@ -237,3 +237,19 @@ def test_an_anchored_reference_is_exactly_gain_invariant_and_saved_with_the_mode
     np.testing.assert_array_equal(loaded.normalizer.anchor.weights, config.anchor.weights)
     plain = StagingModel(net=model.net, normalizer=NormalizerConfig())
     assert loaded.model_id == model.model_id != plain.model_id  # the reference is part of the model
+
+
+def test_stage_says_which_model_stages_and_why(tmp_path, capsys):
+    import edfio
+
+    eeg = SyntheticEEG(HYPNOGRAM[:4], 100.0, seed=2).generate()[0]
+    signals = [
+        edfio.EdfSignal(eeg, 100.0, label=label, physical_dimension="uV", physical_range=(-1000, 1000))
+        for label in ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal")
+    ]
+    edfio.Edf(signals).write(tmp_path / "psg.edf")
+    assert main(["stage", str(tmp_path / "psg.edf"), "--out", str(tmp_path / "a")]) == 0
+    said = capsys.readouterr().err
+    assert "the shipped default model" in said and "the default" in said and "--model psg" in said
+    assert main(["stage", str(tmp_path / "psg.edf"), "--model", "default", "--out", str(tmp_path / "b")]) == 0
+    assert "as asked" in capsys.readouterr().err

@@ -47,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--synthetic", action="store_true", help="a whole synthetic night with ground truth")
     parser.add_argument("--no-dashboard", action="store_true", help="one plain log line per epoch")
     parser.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
-    parser.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a shipped model by name (default, psg) or a checkpoint file (default: default)",
+    )
     parser.set_defaults(handler=run)
 
 

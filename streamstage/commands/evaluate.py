@@ -28,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "side.",
     )
     add_night_source_arguments(parser)
-    parser.add_argument("--model", type=Path, help="checkpoint to evaluate (default: the shipped model)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a shipped model by name (default, psg) or a checkpoint file (default: default)",
+    )
     parser.add_argument("--json", type=Path, help="also write the scores (pooled and per night) as JSON")
     parser.add_argument(
         "--hypnograms",

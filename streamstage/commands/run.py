@@ -26,6 +26,7 @@ from streamstage.lsl.options import add_stream_arguments, positive_seconds
 from streamstage.lsl.outlets import StageOutlets
 from streamstage.lsl.scope import configure_lsl
 from streamstage.model.checkpoint import load_model
+from streamstage.model.choice import model_choice
 from streamstage.output import NightWriter, WrittenEpoch, default_night_folder
 from streamstage.records import StagedEpoch
 from streamstage.report import write_report
@@ -47,7 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "else the nearest frontal channel); comma-separated for a multi-channel model",
     )
     group.add_argument("--reference", help="reference subtracted from --channel, e.g. TP9")
-    group.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
+    group.add_argument(
+        "--model",
+        type=Path,
+        help="a shipped model by name (default, psg) or a checkpoint file (default: default)",
+    )
     group.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
     group.add_argument("--resume", type=Path, metavar="DIR", help="continue the night saved in DIR")
     group.add_argument(
@@ -117,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         )
         inlet.refusal = session.refusal
         _continue(session, saved)
+        console.print(model_choice(args.model, model, inlet.layout.labels))
         console.print(
             f"staging {', '.join(session.montage.labels)} of '{inlet.layout.name}' "
             f"({inlet.layout.sfreq_hz:g} Hz) with {model.source}; night folder {folder}"

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "frontal channel, as `run` chooses)",
     )
     parser.add_argument("--reference", help="reference channel subtracted from --channel, e.g. TP9")
-    parser.add_argument("--model", type=Path, help="model checkpoint (default: the shipped model)")
+    parser.add_argument(
+        "--model", help="a shipped model by name (default, psg) or a checkpoint file (default: default)"
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: a new dated folder under ./nights)")
     parser.set_defaults(handler=run)
 
@@ -34,13 +36,16 @@ def run(args: argparse.Namespace) -> int:
     import torch  # here, not at the top: `streamstage --help` must not wait for torch
     from rich.console import Console
 
+    from streamstage.io.edf import EdfRecording
     from streamstage.model.checkpoint import load_model
+    from streamstage.model.choice import model_choice
     from streamstage.offline import RecordingSource, stage_recording
     from streamstage.output import NightWriter, default_night_folder
 
     torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     console = Console(stderr=True)
     model = load_model(args.model)
+    console.print(model_choice(args.model, model, EdfRecording.open(args.file).labels))
     channels = args.channel or _default_channels(args.file, model.channels, console)
     source = RecordingSource.open(args.file, channels, args.reference)
     out = args.out or default_night_folder()

@@ -27,16 +27,18 @@ def _has_channels(labels: Sequence[str], wanted: Sequence[str]) -> bool:
     return True
 
 
-def model_choice(requested: str | None, model: StagingModel, labels: Sequence[str] = ()) -> str:
-    """``model: ... (why)``, for the start of a night or of a file."""
+def model_choice(requested: object, model: StagingModel, labels: Sequence[str] = ()) -> str:
+    """``model: ... (why)``, for the start of a night or of a file; ``requested`` is what ``--model`` got
+    (None when it was not given)."""
+    requested = None if requested is None else str(requested)
     members = model.config.n_members
     what = f"{model.source}, {', '.join(model.channels)}" + (
         f", ensemble of {members}" if members > 1 else ""
     )
     if requested is None:
         why = "the default: one frontal channel, the model that measured best across labs (MODEL_CARD.md)"
-    elif str(requested) in BUNDLED_MODELS:
-        why = f"as asked: {BUNDLED_MODELS[str(requested)]}"
+    elif requested in BUNDLED_MODELS:
+        why = f"as asked: {BUNDLED_MODELS[requested]}"
     else:
         why = "as asked (--model)"
     note = f"model: {what} ({why})"
