@@ -23,6 +23,8 @@ import numpy as np
 
 MARGIN = 1e-6
 """Periods by which an on-time sample must clear every threshold (far above the rounding of the sums)."""
+MAX_RUN = 1 << 16
+"""Samples judged at once at most (the cached powers then take 3 MB)."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,13 @@ class OnTimePath:
 
     An exponentially weighted prefix sum ``y_j = f y_(j-1) + x_(j-1)`` is
     ``f^j (y_0 + Σ_(i<j) f^-(i+1) x_i)``: one cumulative sum. The powers grow along a run, so runs are
-    capped at :attr:`max_run` samples (64 half-lives of the faster forgetting: a factor 2^64, far from
-    overflow and from losing digits).
+    capped at :attr:`max_run` samples (64 half-lives of the faster forgetting at most: a factor 2^64, far
+    from overflow and from losing digits).
     """
 
     def __init__(self, rules: Rules, jitter_halflife_n: float, fit_halflife_n: float) -> None:
         self.rules = rules
-        self.max_run = max(1, int(64 * min(jitter_halflife_n, fit_halflife_n)))
+        self.max_run = max(1, min(MAX_RUN, int(64 * min(jitter_halflife_n, fit_halflife_n))))
         j = np.arange(self.max_run + 1, dtype=np.float64)
         self._grow_f = rules.forget**-j  # f^-j
         self._decay_f = rules.forget**j
