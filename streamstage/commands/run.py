@@ -20,7 +20,8 @@ from streamstage.dashboard import Dashboard, DashboardState, EpochLogLine, use_l
 from streamstage.errors import ConfigError, ResumeError
 from streamstage.hooks import build_hook
 from streamstage.live.loop import LiveLoop, LoopOptions, TruthReader
-from streamstage.live.session import NightSession, SessionOptions
+from streamstage.live.raw_sink import RawSink, disk_mb_per_hour
+from streamstage.live.session import IRREGULAR_GRID_HZ, NightSession, SessionOptions
 from streamstage.lsl.inlet import LslInlet
 from streamstage.lsl.options import add_stream_arguments, positive_seconds
 from streamstage.lsl.outlets import StageOutlets
@@ -73,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     display.add_argument("--no-outlets", action="store_true", help="do not publish stages back to LSL")
     display.add_argument("--no-report", action="store_true", help="skip the morning report at the end")
     display.add_argument(
+        "--no-raw",
+        action="store_true",
+        help="do not keep the raw signal (DIR/raw.bdf, BDF+, and its annotations)",
+    )
+    display.add_argument(
         "--exit-after-lost",
         type=positive_seconds,
         metavar="S",
@@ -119,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             options,
             sinks=(outlets,) if outlets else (),
             dashboard=dashboard_state,
+            signal_sinks=() if args.no_raw else (RawSink(folder),),
         )
         inlet.refusal = session.refusal
         _continue(session, saved)
@@ -127,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
             f"staging {', '.join(session.montage.labels)} of '{inlet.layout.name}' "
             f"({inlet.layout.sfreq_hz:g} Hz) with {model.source}; night folder {folder}"
         )
+        if not args.no_raw:
+            rate_hz = inlet.layout.sfreq_hz or IRREGULAR_GRID_HZ
+            per_hour = disk_mb_per_hour(session.montage, inlet.layout.labels, rate_hz)
+            console.print(f"keeping the raw signal in {folder}: {per_hour:.1f} MB per hour (off: --no-raw)")
         truth = TruthReader.open(args.truth_stream, args.resolve_timeout) if args.truth_stream else None
         loop = LiveLoop(
             inlet,
@@ -232,5 +243,7 @@ def _summarise(folder: Path, console: Console, write: bool) -> int:
         print(report.summary, file=sys.stdout)
         if report.note:
             console.print(report.note)
-    console.print(f"night folder: {folder} (hypnogram.csv, events.jsonl, state.npz, summary.txt, report.png)")
+    console.print(
+        f"night folder: {folder} (hypnogram.csv, events.jsonl, state.npz, raw.bdf, summary.txt, report.png)"
+    )
     return 0

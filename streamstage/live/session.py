@@ -32,7 +32,7 @@ from streamstage.errors import ChannelError
 from streamstage.live.channels import pick_montage
 from streamstage.live.clipping import SourceClipping
 from streamstage.live.resume import STATE_FORMAT, check_resumable, stream_identity
-from streamstage.live.sinks import EpochSink, NightSinks
+from streamstage.live.sinks import EpochSink, NightSinks, SignalBlock, SignalSink
 from streamstage.live.timeline import NightTimeline
 from streamstage.live.units import UnitDecision, decide_units, staged_sources
 from streamstage.lsl.grid import RegularChunk
@@ -87,13 +87,14 @@ class NightSession:
         options: SessionOptions | None = None,
         sinks: tuple[EpochSink, ...] = (),
         dashboard: DashboardState | None = None,
+        signal_sinks: tuple[SignalSink, ...] = (),
     ) -> None:
         self.model = model
         self.writer = writer
         self.options = options or SessionOptions()
         self.dashboard = dashboard or DashboardState()
         self.settings = self.options.settings
-        self.out = NightSinks(writer, self.settings, sinks, self.dashboard)
+        self.out = NightSinks(writer, self.settings, sinks, self.dashboard, signal_sinks)
         self.layout = layout
         self.montage = self._derive(layout)
         self._regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz, IRREGULAR_GRID_HZ)
@@ -190,6 +191,7 @@ class NightSession:
         self._clipping.push(raw_uv, np.isnan(raw_uv))
         derived = self.montage.apply(raw_uv)
         missing = self._derived_missing(regular.missing[first:last]) | np.isnan(derived)
+        self._record(raw_uv, derived)
         staged = self.pipeline.push(derived, missing)
         self.last_time_s = self._night_next() - 1.0 / self.pipeline.sfreq_in
         self.timeline.observe(float(regular.times[last - 1]))
@@ -239,10 +241,20 @@ class NightSession:
             gap = np.full((take, n_out), np.nan)
             assert self._clipping is not None
             self._clipping.push_missing(take)
+            self._record(None, gap)
             staged += [self._deliver(e) for e in self.pipeline.push(gap, np.ones(gap.shape, dtype=bool))]
             n_samples -= take
         self.last_time_s = self._night_next() - 1.0 / self.pipeline.sfreq_in
         return staged
+
+    def _record(self, raw_uv: np.ndarray | None, derived_uv: np.ndarray) -> None:
+        """Hand the samples about to be staged to the signal sinks (the raw recording), if any."""
+        if self.out.signal_sinks:
+            assert self.pipeline is not None and self.clock is not None
+            signal = self.pipeline.signal
+            position = (signal.n_samples_in, signal.sfreq_in, self.clock.wall(signal.start_time_s))
+            block = SignalBlock.of(self.montage, self.layout.labels, raw_uv, derived_uv, position)
+            self.out.record_signal(block)
 
     def _derived_missing(self, missing: np.ndarray) -> np.ndarray:
         """A derived sample is missing when either of its source samples is."""

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+import numpy as np
 
 from streamstage import STAGES
 from streamstage.alarm import ClockMap, SmartAlarm
@@ -17,8 +20,10 @@ from streamstage.config import Settings
 from streamstage.dashboard import AlarmStatus, DashboardState
 from streamstage.errors import OutputError
 from streamstage.hooks import Event, EventDetector, HookDispatcher, build_hook
+from streamstage.live.units import staged_sources
 from streamstage.output import NightWriter
 from streamstage.records import StagedEpoch
+from streamstage.signal.channels import Montage
 
 log = logging.getLogger(__name__)
 RECORDED_EVENTS = ("sleep_onset", "stage_change", "signal_lost", "signal_back")
@@ -31,15 +36,67 @@ class EpochSink(Protocol):
     def push(self, epoch: StagedEpoch) -> None: ...
 
 
+@dataclass(frozen=True)
+class SignalBlock:
+    """Samples about to be staged, in µV (NaN: missing): the source channels the montage reads, then each
+    derived channel that is not a source itself. ``first_index`` is the first sample's index on the night's
+    time axis, whose sample 0 was taken at wall time ``start``."""
+
+    first_index: int
+    sfreq_hz: float
+    start: datetime
+    labels: tuple[str, ...]
+    samples_uv: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        montage: Montage,
+        stream_labels: tuple[str, ...],
+        raw_uv: np.ndarray | None,
+        derived_uv: np.ndarray,
+        position: tuple[int, float, datetime],
+    ) -> SignalBlock:
+        """A block from a chunk's source samples (None: a bridged gap) and its derived channels, at
+        ``position`` = (first index, rate, wall time of sample 0)."""
+        sources, own, labels = recorded_channels(montage, stream_labels)
+        raw = np.full((len(derived_uv), len(sources)), np.nan) if raw_uv is None else raw_uv[:, sources]
+        return cls(*position, labels, np.hstack([raw, derived_uv[:, own]]))
+
+
+def recorded_channels(
+    montage: Montage, stream_labels: tuple[str, ...]
+) -> tuple[list[int], list[int], tuple[str, ...]]:
+    """What a raw recording keeps: the stream columns the montage reads, the derivations that are not one
+    of them (those with a reference), and the labels of both."""
+    sources = staged_sources(montage)
+    own = [k for k, d in enumerate(montage.derivations) if d.reference is not None]
+    return sources, own, (*(stream_labels[i] for i in sources), *(montage.labels[k] for k in own))
+
+
+class SignalSink(EpochSink, Protocol):
+    """A sink that also keeps the signal (the raw recording): every block, then each epoch, then close."""
+
+    def record(self, block: SignalBlock) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class NightSinks:
     """The sinks of one night and the decisions taken on its epochs (events, smart alarm)."""
 
     def __init__(
-        self, writer: NightWriter, settings: Settings, sinks: tuple[EpochSink, ...], dashboard: DashboardState
+        self,
+        writer: NightWriter,
+        settings: Settings,
+        sinks: tuple[EpochSink, ...],
+        dashboard: DashboardState,
+        signal_sinks: tuple[SignalSink, ...] = (),
     ) -> None:
         self.writer = writer
         self.settings = settings
-        self.sinks = sinks
+        self.signal_sinks = signal_sinks
+        self.sinks = (*sinks, *signal_sinks)
         self.dashboard = dashboard
         self.hooks = HookDispatcher([build_hook(spec) for spec in settings.hooks])
         self.detector: EventDetector | None = None
@@ -82,6 +139,10 @@ class NightSinks:
             self._alarm_decisions(self.alarm.update(epoch))
             self._refresh_alarm_panel()
 
+    def record_signal(self, block: SignalBlock) -> None:
+        for sink in self.signal_sinks:
+            self.guarded(sink.record, block)
+
     def signal(self, ok: bool, time_s: float | None) -> None:
         """The inlet lost the stream or got it back, at night time ``time_s`` (None: before any sample)."""
         if self.detector is not None and time_s is not None:
@@ -100,9 +161,11 @@ class NightSinks:
                 self.dashboard.log_event(f"hook {record['hook']} {record['status']}: {record['detail']}")
 
     def close(self) -> None:
-        """Flush the hooks (ending any still running) and record how they went."""
+        """Flush the hooks (ending any still running) and record how they went; close the signal sinks."""
         for result in self.hooks.close():
             self.guarded(self.writer.write_record, result.to_dict())
+        for sink in self.signal_sinks:
+            self.guarded(sink.close)
 
     def _alarm_decisions(self, decisions: list) -> None:
         for decision in decisions:

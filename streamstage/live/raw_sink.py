@@ -1,0 +1,99 @@
+"""The night's raw signal kept in its folder: ``raw.bdf`` (BDF+, :mod:`streamstage.io.raw_record`) and its
+stages and events as ``raw.annotations.edf`` beside it.
+
+A sample's place in the file is its index on the night's time axis (the signal path's sample count), so a
+resumed night continues the same file: samples the file already holds are not written twice, samples it
+lost in a crash become a marked gap. A night continued with a fresh start (``--rebuild-state``) starts on
+another axis and is written as a second part, ``raw-2.bdf``, with its own annotations file.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from streamstage.io.raw_record import RawLayout, RawRecordWriter
+from streamstage.live.sinks import SignalBlock, recorded_channels
+from streamstage.output import HYPNOGRAM_FILE
+from streamstage.records import StagedEpoch
+from streamstage.report.annotations import event_annotations, stage_annotations, write_annotations
+from streamstage.report.night import read_night
+from streamstage.signal.channels import Montage
+
+log = logging.getLogger(__name__)
+RAW_FILE = "raw.bdf"
+ANNOTATIONS_SUFFIX = ".annotations.edf"
+
+
+def raw_parts(folder: Path) -> list[Path]:
+    """The raw files of a night folder, in order: ``raw.bdf``, ``raw-2.bdf``, ..."""
+    first = Path(folder) / RAW_FILE
+    parts = [first] if first.is_file() else []
+    part = 2
+    while (path := _part_path(folder, part)).is_file():
+        parts.append(path)
+        part += 1
+    return parts
+
+
+def annotations_path(raw_path: Path) -> Path:
+    return raw_path.with_name(raw_path.stem + ANNOTATIONS_SUFFIX)
+
+
+def _part_path(folder: Path, part: int) -> Path:
+    return Path(folder) / (RAW_FILE if part == 1 else f"raw-{part}.bdf")
+
+
+def disk_mb_per_hour(montage: Montage, stream_labels: tuple[str, ...], rate_hz: float) -> float:
+    """What the raw file of a night on this stream takes per hour, in MB."""
+    labels = recorded_channels(montage, stream_labels)[2]
+    return RawLayout(labels, rate_hz, datetime.now()).disk_bytes_per_hour() / 1e6
+
+
+class RawSink:
+    """Writes every block of signal the night stages, flushed at every epoch; see the module docstring."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.writer: RawRecordWriter | None = None
+
+    def record(self, block: SignalBlock) -> None:
+        if self.writer is None:
+            self.writer = self._open(RawLayout(block.labels, block.sfreq_hz, block.start))
+        ahead = self.writer.n_samples - block.first_index
+        if ahead < 0:  # samples the file lost in a crash: a gap
+            self.writer.append(np.full((-ahead, len(block.labels)), np.nan))
+        self.writer.append(block.samples_uv[max(ahead, 0) :])
+
+    def push(self, epoch: StagedEpoch) -> None:
+        """An epoch was written: flush the raw file and bring its annotations up to date."""
+        if self.writer is not None:
+            self.writer.flush()
+            self._write_annotations()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self._write_annotations()
+
+    def _open(self, layout: RawLayout) -> RawRecordWriter:
+        part = 1
+        while (path := _part_path(self.folder, part)).is_file():
+            writer = RawRecordWriter.open(path, layout)
+            if writer is not None:
+                log.info("continuing the raw recording %s at sample %d", path, writer.n_samples)
+                return writer
+            part += 1
+        log.info("recording the raw signal to %s", path)
+        return RawRecordWriter.create(path, layout)
+
+    def _write_annotations(self) -> None:
+        assert self.writer is not None
+        start = self.writer.layout.start
+        night = read_night(self.folder / HYPNOGRAM_FILE)
+        annotations = stage_annotations(night, start) + event_annotations(self.folder, start)
+        if annotations:
+            write_annotations(annotations_path(self.writer.path), annotations, start)
