@@ -21,10 +21,19 @@ from streamstage.lsl.timing import TimestampRegularizer
 FS = 256.0
 
 
-def stream(seed: int, n: int, jitter: float, rate_error: float, n_gaps: int, n_resets: int, n_nan: int):
+def stream(
+    seed: int,
+    n: int,
+    jitter: float,
+    rate_error: float,
+    n_gaps: int,
+    n_resets: int,
+    n_nan: int,
+    sfreq: float = FS,
+):
     """Samples whose first channel is the sample index, and their stamps with the given faults."""
     rng = np.random.default_rng(seed)
-    stamps = 1000.0 + np.arange(n) * (1.0 + rate_error) / FS + rng.normal(0.0, jitter / FS, n)
+    stamps = 1000.0 + np.arange(n) * (1.0 + rate_error) / sfreq + rng.normal(0.0, jitter / sfreq, n)
     for start in rng.integers(1, n, n_gaps):  # a dropout: everything after it comes later
         stamps[start:] += rng.uniform(0.05, 3.0)
     for start in rng.integers(1, n, n_resets):  # a clock reset: time jumps back
@@ -64,14 +73,23 @@ def joined(chunks: list[RegularChunk]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     n_resets=st.integers(0, 2),
     n_nan=st.integers(0, 3),
     n_cuts=st.integers(0, 40),
+    sfreq=st.sampled_from([50.0, FS, 1000.0]),
 )
 def test_vectorised_path_equals_the_per_sample_rules(
-    seed: int, n: int, jitter: float, rate_error: float, n_gaps: int, n_resets: int, n_nan: int, n_cuts: int
+    seed: int,
+    n: int,
+    jitter: float,
+    rate_error: float,
+    n_gaps: int,
+    n_resets: int,
+    n_nan: int,
+    n_cuts: int,
+    sfreq: float,
 ) -> None:
-    samples, stamps = stream(seed, n, jitter, rate_error, n_gaps, n_resets, n_nan)
+    samples, stamps = stream(seed, n, jitter, rate_error, n_gaps, n_resets, n_nan, sfreq)
     bounds = np.sort(np.random.default_rng(seed + 1).integers(0, n + 1, n_cuts))
-    reference = TimestampRegularizer(2, FS, vectorised=False, rate_check_s=5.0)
-    fast = TimestampRegularizer(2, FS, rate_check_s=5.0)
+    reference = TimestampRegularizer(2, sfreq, vectorised=False, rate_check_s=5.0)
+    fast = TimestampRegularizer(2, sfreq, rate_check_s=5.0)
     logging.disable(logging.WARNING)  # the rate notice is logged by both
     try:
         expected = joined(feed(reference, samples, stamps, []))
