@@ -32,6 +32,7 @@ import edfio
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from scipy.signal import resample_poly
 
 from streamstage.io.edf import EdfRecording
 from streamstage.io.hypnogram import read_hypnogram
@@ -43,6 +44,8 @@ from streamstage.training.joins import EPOCHS_PER_MINUTE, MINUTE_BINS, bin_label
 from streamstage.training.metrics import StagingScores
 
 FRONTAL_PSG_CHANNEL = "FP1-A1"
+YASA_MIN_SFREQ_HZ = 80.0
+YASA_CODES = {"W": 0, "WAKE": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4, "REM": 4}
 DREAMS_STEP_S = 5.0
 
 
@@ -120,14 +123,16 @@ def yasa_stages(recording: Recording, n_epochs: int) -> np.ndarray | None:
     except ImportError:
         return None
     source = RecordingSource.open(recording.path, [recording.channel])
-    samples = np.concatenate(list(source.iter_chunks()))[:, 0]
-    info = mne.create_info([recording.channel], source.sfreq, ch_types=["eeg"])
+    samples, sfreq = np.concatenate(list(source.iter_chunks()))[:, 0], source.sfreq
+    if sfreq < YASA_MIN_SFREQ_HZ:  # YASA refuses under 80 Hz: upsampled, no content added
+        samples, sfreq = resample_poly(samples, round(100 / sfreq * 10), 10), 100.0
+    info = mne.create_info([recording.channel], sfreq, ch_types=["eeg"])
     raw = mne.io.RawArray(samples[None] * 1e-6, info, verbose="error")
     with warnings.catch_warnings():  # its bundled classifiers were pickled by an older scikit-learn
         warnings.simplefilter("ignore")
         hypno = yasa.SleepStaging(raw, eeg_name=recording.channel).predict()
-    codes = {"W": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4}
-    stages = np.array([codes[str(s)] for s in hypno], dtype=np.int64)
+    labels = getattr(hypno, "hypno", hypno)  # YASA >= 0.7 returns a Hypnogram, older ones an array
+    stages = np.array([YASA_CODES.get(str(s).upper(), -1) for s in labels], dtype=np.int64)
     return np.pad(stages, (0, max(0, n_epochs - len(stages))), constant_values=-1)[:n_epochs]
 
 
@@ -196,7 +201,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.dreams and not args.pair:
         parser.error("give --dreams DIR or at least one --pair RECORDING HYPNOGRAM CHANNEL")
-    console = Console()
+    console = Console(width=160)
     models = [load_model(m) for m in (args.model or ["default"])]
     if args.members:
         models += [member for model in models for member in ensemble_members(model)]
