@@ -18,7 +18,7 @@ import numpy as np
 from streamstage.errors import ModelError
 from streamstage.features import CAUSAL, CausalNormalizer
 from streamstage.model.checkpoint import StagingModel
-from streamstage.model.ensemble import EnsembleNet
+from streamstage.model.ensemble import networks
 from streamstage.model.fast_step import FastStepper
 from streamstage.model.stack import StackState
 
@@ -49,8 +49,7 @@ class EpochStager:
         self.normalizer = CausalNormalizer(
             len(model.channels), model.normalizer, batch_size=None if batch_size == 1 else batch_size
         )
-        members = model.net.members if isinstance(model.net, EnsembleNet) else [model.net]
-        self._steppers = [FastStepper.from_net(member, batch_size) for member in members]
+        self._steppers = [FastStepper.from_net(net, batch_size) for net in networks(model.net)]
 
     @property
     def state(self) -> StackState:

@@ -11,6 +11,7 @@ import torch
 
 from streamstage.errors import ModelError
 from streamstage.model.checkpoint import load_model
+from streamstage.model.ensemble import networks
 from streamstage.model.fast_step import FastStepper
 from streamstage.model.stack import StackState
 from streamstage.model.stager import StagerConfig, StagingNet
@@ -20,7 +21,8 @@ TOL = 1e-5
 
 @functools.cache
 def _default() -> StagingNet:
-    return load_model().net
+    """The shipped default's (first) network: an ensemble steps each member this way."""
+    return networks(load_model().net)[0]
 
 
 @functools.cache

@@ -37,7 +37,7 @@ from scipy.signal import resample_poly
 from streamstage.io.edf import EdfRecording
 from streamstage.io.hypnogram import read_hypnogram
 from streamstage.model.checkpoint import StagingModel, load_model
-from streamstage.model.ensemble import EnsembleNet
+from streamstage.model.ensemble import EnsembleNet, networks
 from streamstage.offline import RecordingSource, stage_recording
 from streamstage.stats import confusion_matrix
 from streamstage.training.joins import EPOCHS_PER_MINUTE, MINUTE_BINS, bin_label
@@ -163,7 +163,7 @@ def ensemble_members(model: StagingModel) -> list[StagingModel]:
         return []
     return [
         StagingModel(net=net, normalizer=model.normalizer, source=f"{model.source} member {i + 1}")
-        for i, net in enumerate(model.net.members)
+        for i, net in enumerate(networks(model.net))
     ]
 
 

@@ -84,3 +84,8 @@ class EnsembleNet(nn.Module):
             for member, part in zip(self.members, self.member_states(loaded), strict=True)
         ]
         return StackState(tuple(layer for part in parts for layer in part.layers))
+
+
+def networks(net: StagingNet | EnsembleNet) -> list[StagingNet]:
+    """The single networks a model steps: an ensemble's members, or the network itself."""
+    return list(net.members) if isinstance(net, EnsembleNet) else [net]  # type: ignore[arg-type]
