@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "replay": "publish an EDF recording as a live LSL stream",
     "stage": "stage a recorded EDF file offline (same pipeline as live)",
     "report": "write summary.txt and report.png for a night's output folder",
+    "export": "write a night's hypnogram as EDF+ annotations, CSV or one code per line",
     "train": "train a staging model (subject-wise validation split, early stopping)",
     "evaluate": "accuracy, macro-F1, kappa, per-stage F1 and confusion matrix on labelled nights",
     "bench": "benchmark per-epoch cost, memory and throughput",

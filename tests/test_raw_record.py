@@ -22,8 +22,15 @@ import pytest
 import torch
 
 from streamstage.io.hypnogram import read_hypnogram
-from streamstage.io.raw_record import UV_PER_DIGIT, RawLayout, RawRecordWriter, read_layout
-from streamstage.live.raw_sink import RawSink, annotations_path, raw_parts
+from streamstage.io.raw_record import (
+    UV_PER_DIGIT,
+    RawLayout,
+    RawRecordWriter,
+    annotations_path,
+    raw_parts,
+    read_layout,
+)
+from streamstage.live.raw_sink import RawSink
 from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.meta import StreamLayout
 from streamstage.lsl.replay import ReplayThread

@@ -17,8 +17,9 @@ from rich.console import Console
 from streamstage.config import add_arguments as add_config_arguments
 from streamstage.config import resolve_settings
 from streamstage.dashboard import Dashboard, DashboardState, EpochLogLine, use_live_dashboard
-from streamstage.errors import ConfigError, ResumeError
+from streamstage.errors import ConfigError, ResumeError, StreamstageError
 from streamstage.hooks import build_hook
+from streamstage.io.raw_record import raw_parts
 from streamstage.live.loop import LiveLoop, LoopOptions, TruthReader
 from streamstage.live.raw_sink import RawSink, disk_mb_per_hour
 from streamstage.live.session import IRREGULAR_GRID_HZ, NightSession, SessionOptions
@@ -30,7 +31,7 @@ from streamstage.model.checkpoint import load_model
 from streamstage.model.choice import model_choice
 from streamstage.output import NightWriter, WrittenEpoch, default_night_folder
 from streamstage.records import StagedEpoch
-from streamstage.report import write_report
+from streamstage.report import Report, write_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -239,7 +240,7 @@ def _summarise(folder: Path, console: Console, write: bool) -> int:
     if not (folder / "hypnogram.csv").is_file():
         return 0
     if write:
-        report = write_report(folder)
+        report = _morning_report(folder, console)
         print(report.summary, file=sys.stdout)
         if report.note:
             console.print(report.note)
@@ -247,3 +248,15 @@ def _summarise(folder: Path, console: Console, write: bool) -> int:
         f"night folder: {folder} (hypnogram.csv, events.jsonl, state.npz, raw.bdf, summary.txt, report.png)"
     )
     return 0
+
+
+def _morning_report(folder: Path, console: Console) -> Report:
+    """The report, with the night re-scored from its raw recording where there is one; a re-score that
+    fails is said in one line and the live report is written all the same."""
+    if not raw_parts(folder):
+        return write_report(folder)
+    try:
+        return write_report(folder, rescore="model")
+    except StreamstageError as error:
+        console.print(f"no morning re-score: {error}")
+        return write_report(folder)

@@ -35,6 +35,8 @@ ANNOTATION_BYTES = 150
 ANNOTATION_LABEL = "BDF Annotations"
 GAP_TEXT = "signal gap"
 MAX_RECORD_S = 10
+RAW_FILE = "raw.bdf"
+ANNOTATIONS_SUFFIX = ".annotations.edf"
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
@@ -272,3 +274,22 @@ def _failed(path: Path, error: OSError) -> OutputError:
         f"cannot write the raw signal to {path} ({error.strerror or error}); free space and continue with "
         f"`streamstage run --resume {path.parent}`, or run with --no-raw."
     )
+
+
+def raw_parts(folder: Path) -> list[Path]:
+    """The raw files of a night folder, in order: ``raw.bdf``, ``raw-2.bdf``, ..."""
+    first = Path(folder) / RAW_FILE
+    parts = [first] if first.is_file() else []
+    part = 2
+    while (path := part_path(folder, part)).is_file():
+        parts.append(path)
+        part += 1
+    return parts
+
+
+def annotations_path(raw_path: Path) -> Path:
+    return raw_path.with_name(raw_path.stem + ANNOTATIONS_SUFFIX)
+
+
+def part_path(folder: Path, part: int) -> Path:
+    return Path(folder) / (RAW_FILE if part == 1 else f"raw-{part}.bdf")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamstage.io.raw_record import RawLayout, RawRecordWriter
+from streamstage.io.raw_record import RawLayout, RawRecordWriter, annotations_path, part_path
 from streamstage.live.sinks import SignalBlock, recorded_channels
 from streamstage.output import HYPNOGRAM_FILE
 from streamstage.records import StagedEpoch
@@ -24,27 +24,6 @@ from streamstage.report.night import read_night
 from streamstage.signal.channels import Montage
 
 log = logging.getLogger(__name__)
-RAW_FILE = "raw.bdf"
-ANNOTATIONS_SUFFIX = ".annotations.edf"
-
-
-def raw_parts(folder: Path) -> list[Path]:
-    """The raw files of a night folder, in order: ``raw.bdf``, ``raw-2.bdf``, ..."""
-    first = Path(folder) / RAW_FILE
-    parts = [first] if first.is_file() else []
-    part = 2
-    while (path := _part_path(folder, part)).is_file():
-        parts.append(path)
-        part += 1
-    return parts
-
-
-def annotations_path(raw_path: Path) -> Path:
-    return raw_path.with_name(raw_path.stem + ANNOTATIONS_SUFFIX)
-
-
-def _part_path(folder: Path, part: int) -> Path:
-    return Path(folder) / (RAW_FILE if part == 1 else f"raw-{part}.bdf")
 
 
 def disk_mb_per_hour(montage: Montage, stream_labels: tuple[str, ...], rate_hz: float) -> float:
@@ -81,7 +60,7 @@ class RawSink:
 
     def _open(self, layout: RawLayout) -> RawRecordWriter:
         part = 1
-        while (path := _part_path(self.folder, part)).is_file():
+        while (path := part_path(self.folder, part)).is_file():
             writer = RawRecordWriter.open(path, layout)
             if writer is not None:
                 log.info("continuing the raw recording %s at sample %d", path, writer.n_samples)

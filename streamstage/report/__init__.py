@@ -1,4 +1,5 @@
-"""The morning report: ``summary.txt`` and ``report.png`` from a night's ``hypnogram.csv``.
+"""The morning report: ``summary.txt`` and ``report.png`` from a night's ``hypnogram.csv``, and from its
+morning re-score (``rescored.csv``) where there is one.
 
 Both the ``streamstage report DIR`` command and the end of a live night call :func:`write_report`.
 """
@@ -13,6 +14,7 @@ from streamstage.errors import InputFileError, OutputError
 from streamstage.output import HYPNOGRAM_FILE
 from streamstage.report.figure import plot_night
 from streamstage.report.night import Night, read_night
+from streamstage.report.rescore import read_rescored, rescore_night
 from streamstage.report.summary import format_summary
 
 SUMMARY_FILE = "summary.txt"
@@ -31,8 +33,9 @@ class Report:
     note: str | None = None
 
 
-def write_report(night_dir: Path) -> Report:
-    """Write ``summary.txt`` and, with matplotlib installed, ``report.png`` into the night's folder.
+def write_report(night_dir: Path, rescore: str | None = None) -> Report:
+    """Write ``summary.txt`` and, with matplotlib installed, ``report.png`` into the night's folder;
+    ``rescore`` (``"model"`` or ``"yasa"``) re-scores the saved raw night first (``rescored.csv``).
 
     Files are written beside the hypnogram under a temporary name and renamed into place, so a report
     read while (re)written is never half a file.
@@ -41,14 +44,17 @@ def write_report(night_dir: Path) -> Report:
     if not night_dir.is_dir():
         raise InputFileError(f"{night_dir} is not a folder: pass the night's output folder")
     night = read_night(night_dir / HYPNOGRAM_FILE)
-    summary = format_summary(night)
+    if rescore is not None and night.n_epochs:
+        rescore_night(night_dir, night, rescore)
+    rescored = read_rescored(night_dir, night)
+    summary = format_summary(night, rescored)
     summary_path = night_dir / SUMMARY_FILE
     _replace(summary_path, lambda tmp: tmp.write_text(summary, encoding="utf-8"))
     if night.n_epochs == 0:
         return Report(summary, summary_path, None, "no epoch was staged, so there is no report.png")
     figure_path = night_dir / FIGURE_FILE
     try:
-        _replace(figure_path, lambda tmp: plot_night(night, tmp))
+        _replace(figure_path, lambda tmp: plot_night(night, tmp, rescored))
     except ModuleNotFoundError as error:
         if not (error.name or "").startswith("matplotlib"):
             raise

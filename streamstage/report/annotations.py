@@ -45,26 +45,22 @@ def _seconds_since(stamp: str, start: datetime) -> float | None:
 def stage_annotations(
     night: Night, start: datetime, stages: np.ndarray | None = None
 ) -> list[edfio.EdfAnnotation]:
-    """One annotation per run of equal ``stages`` (default: the night's own), on the recording's epoch grid;
-    epochs without a wall time, or before ``start``, are left out."""
+    """One annotation per run of equal ``stages`` (default: the night's own) on the recording's epoch grid,
+    placed by the first row's wall time; epochs before ``start`` are left out."""
     stages = night.stages if stages is None else stages
-    onsets = []
-    for wall in night.wall_time:
-        since = _seconds_since(wall, start)
-        onsets.append(None if since is None else night.epoch_s * round(since / night.epoch_s - 1))
+    dated = [(i, s) for i, w in enumerate(night.wall_time) if (s := _seconds_since(w, start)) is not None]
+    if not dated:
+        return []
+    first, since = dated[0]
+    onsets = night.epoch_s * (round(since / night.epoch_s - 1) - first + np.arange(len(stages)))
     annotations: list[edfio.EdfAnnotation] = []
-    run_start: float | None = None
-    for i, onset in enumerate(onsets):
-        if onset is None or onset < 0:
-            continue
-        ends_run = i + 1 == len(onsets) or onsets[i + 1] is None or stages[i + 1] != stages[i]
-        run_start = onset if run_start is None else run_start
-        if ends_run:
-            name = "?" if stages[i] == UNKNOWN else EDF_STAGE_NAMES[stages[i]]
-            annotations.append(
-                edfio.EdfAnnotation(run_start, onset + night.epoch_s - run_start, STAGE_PREFIX + name)
-            )
-            run_start = None
+    kept = np.flatnonzero(onsets >= 0)
+    for run in np.split(kept, np.flatnonzero(np.diff(stages[kept]) != 0) + 1) if kept.size else []:
+        code = int(stages[run[0]])
+        name = "?" if code == UNKNOWN else EDF_STAGE_NAMES[code]
+        annotations.append(
+            edfio.EdfAnnotation(float(onsets[run[0]]), len(run) * night.epoch_s, STAGE_PREFIX + name)
+        )
     return annotations
 
 

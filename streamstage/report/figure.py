@@ -14,7 +14,7 @@ import numpy as np
 from streamstage import STAGES
 from streamstage.dashboard.style import HYPNOGRAM_LEVELS, STAGE_COLOURS, stage_colour
 from streamstage.report.night import Night
-from streamstage.stats import agreement, sleep_stats
+from streamstage.stats import Agreement, agreement, sleep_stats
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -23,14 +23,20 @@ LEVEL_OF_STAGE = {stage: len(HYPNOGRAM_LEVELS) - 1 - row for row, stage in enume
 """Height of each stage code on the hypnogram's y axis: W at the top, N3 at the bottom."""
 
 
-def plot_night(night: Night, path: Path) -> None:
-    """Draw the night into a PNG at ``path``; raises ``ModuleNotFoundError`` without matplotlib."""
+def plot_night(night: Night, path: Path, rescored: np.ndarray | None = None) -> None:
+    """Draw the night (and its morning re-score, above the live hypnogram) into a PNG at ``path``; raises
+    ``ModuleNotFoundError`` without matplotlib."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     hours = (night.start_s - night.start_s[0]) / 3600
     edges = np.r_[hours, hours[-1] + night.epoch_s / 3600]
-    panels = [("predicted", night.stages)] + ([("reference", night.truth)] if night.has_truth else [])
+    panels = (
+        [("predicted", night.stages)]
+        if rescored is None
+        else [("re-scored", rescored), ("live", night.stages)]
+    )
+    panels += [("reference", night.truth)] if night.has_truth else []
     figure = Figure(figsize=(12, 1.9 * len(panels) + 2.6), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(panels) + 1, 1, sharex=True)
@@ -54,7 +60,7 @@ def plot_night(night: Night, path: Path) -> None:
     _draw_probabilities(axes[-1], edges, night.probs)
     axes[-1].set_xlabel("hours since the first epoch")
     axes[-1].set_xlim(edges[0], edges[-1])
-    figure.suptitle(_title(night))
+    figure.suptitle(_title(night, rescored))
     figure.savefig(path, format="png", dpi=110)
 
 
@@ -91,8 +97,9 @@ def _draw_probabilities(ax: Axes, edges: np.ndarray, probs: np.ndarray) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
 
-def _title(night: Night) -> str:
-    stats = sleep_stats(night.stages, night.epoch_s)
+def _title(night: Night, rescored: np.ndarray | None) -> str:
+    predicted = night.stages if rescored is None else rescored
+    stats = sleep_stats(predicted, night.epoch_s)
     hours, minutes = divmod(round(stats.total_sleep_s / 60), 60)
     parts = ["streamstage night"]
     if night.started is not None:
@@ -100,9 +107,15 @@ def _title(night: Night) -> str:
     parts.append(f"total sleep {hours} h {minutes:02d}")
     if stats.efficiency is not None:
         parts.append(f"efficiency {stats.efficiency:.0%}")
+    if rescored is not None:
+        parts.append(_agreement_text("live vs re-score", agreement(night.stages, rescored)))
     if night.has_truth:
-        agree = agreement(night.stages, night.truth)
-        if agree.accuracy is not None:
-            kappa = "-" if agree.kappa is None else f"{agree.kappa:.2f}"
-            parts.append(f"agreement {agree.accuracy:.0%}, κ {kappa}")
-    return " · ".join(parts)
+        parts.append(_agreement_text("agreement", agreement(predicted, night.truth)))
+    return " · ".join(part for part in parts if part)
+
+
+def _agreement_text(label: str, agree: Agreement) -> str:
+    if agree.accuracy is None:
+        return ""
+    kappa = "-" if agree.kappa is None else f"{agree.kappa:.2f}"
+    return f"{label} {agree.accuracy:.0%}, κ {kappa}"

@@ -1,4 +1,5 @@
-"""``summary.txt``: the night's statistics as plain text, for the predicted and the reference hypnogram."""
+"""``summary.txt``: the night's statistics as plain text, for the predicted (the morning re-score where there
+is one, else the live hypnogram), the live one beside a re-score, and the reference hypnogram."""
 
 from __future__ import annotations
 
@@ -20,16 +21,24 @@ Definitions (AASM, the recording standing in for lights-off to lights-on):
   unknown epochs count in time in bed but neither as sleep nor as wake."""
 
 
-def format_summary(night: Night) -> str:
-    """The whole ``summary.txt``."""
+def format_summary(night: Night, rescored: np.ndarray | None = None) -> str:
+    """The whole ``summary.txt``; ``rescored``: the morning re-score's stages, on the night's epochs."""
     lines = ["streamstage night report", "========================", *_night_lines(night), ""]
     if night.n_epochs == 0:
         return "\n".join([*lines, "No epoch was staged: there is nothing to summarise.", ""])
-    predicted = sleep_stats(night.stages, night.epoch_s)
-    reference = sleep_stats(night.truth, night.epoch_s) if night.has_truth else None
-    lines += [*_stats_lines(predicted, reference), "", *_stage_lines(predicted, reference), ""]
-    if reference is not None:
-        lines += [*_agreement_lines(agreement(night.stages, night.truth)), ""]
+    predicted = night.stages if rescored is None else rescored
+    columns = [("predicted" if rescored is None else "re-scored", sleep_stats(predicted, night.epoch_s))]
+    if rescored is not None:
+        columns.append(("live", sleep_stats(night.stages, night.epoch_s)))
+    if night.has_truth:
+        columns.append(("reference", sleep_stats(night.truth, night.epoch_s)))
+    lines += [*_stats_lines(columns), "", *_stage_lines(columns), ""]
+    if rescored is not None:
+        title = "Agreement of the live hypnogram with the morning re-score"
+        lines += [*_agreement_lines(agreement(night.stages, rescored), title, "re-score", "live"), ""]
+    if night.has_truth:
+        title = "Agreement with the reference hypnogram"
+        lines += [*_agreement_lines(agreement(predicted, night.truth), title), ""]
     latency = night.latency_ms[np.isfinite(night.latency_ms)]
     if latency.size:
         lines += [
@@ -60,9 +69,8 @@ def _night_lines(night: Night) -> list[str]:
     return lines
 
 
-def _stats_lines(predicted: SleepStats, reference: SleepStats | None) -> list[str]:
-    columns = [predicted] if reference is None else [predicted, reference]
-    heading = "predicted" if reference is None else "predicted  reference"
+def _stats_lines(columns: list[tuple[str, SleepStats]]) -> list[str]:
+    heading = "".join(f"{name:>9}  " for name, _ in columns).rstrip()
     rows = [
         ("time in bed (min)", lambda s: _minutes(s.time_in_bed_s)),
         ("sleep onset latency (min)", lambda s: _minutes(s.sleep_onset_latency_s)),
@@ -75,32 +83,36 @@ def _stats_lines(predicted: SleepStats, reference: SleepStats | None) -> list[st
     ]
     lines = [f"{'Sleep':<28}{heading}"]
     for label, value in rows:
-        lines.append(f"  {label:<26}" + "".join(f"{value(s):>9}  " for s in columns).rstrip())
+        lines.append(f"  {label:<26}" + "".join(f"{value(s):>9}  " for _, s in columns).rstrip())
     return lines
 
 
-def _stage_lines(predicted: SleepStats, reference: SleepStats | None) -> list[str]:
-    columns = [predicted] if reference is None else [predicted, reference]
-    prefixes = ["", "ref "][: len(columns)]
-    heading = "  ".join(f"{prefix + 'min':>9}{prefix + '% TST':>10}" for prefix in prefixes)
+STAGE_COLUMN_PREFIX = {"predicted": "", "re-scored": "", "live": "live ", "reference": "ref "}
+
+
+def _stage_lines(columns: list[tuple[str, SleepStats]]) -> list[str]:
+    prefixes = [STAGE_COLUMN_PREFIX[name] for name, _ in columns]
+    heading = "  ".join(f"{prefix + 'min':>9}{prefix + '% TST':>11}" for prefix in prefixes)
     lines = [f"{'Stages':<17}{heading}"]
     for stage, name in enumerate(STAGES):
         cells = []
-        for stats in columns:
+        for _, stats in columns:
             pct = stats.percent_of_sleep(stage)
-            cells.append(f"{_minutes(stats.stage_s[stage]):>9}{'-' if pct is None else f'{pct:.1f}':>10}")
+            cells.append(f"{_minutes(stats.stage_s[stage]):>9}{'-' if pct is None else f'{pct:.1f}':>11}")
         lines.append(f"  {name:<15}" + "  ".join(cells))
     return lines
 
 
-def _agreement_lines(agree: Agreement) -> list[str]:
+def _agreement_lines(
+    agree: Agreement, title: str, rows: str = "reference", cols: str = "predicted"
+) -> list[str]:
     accuracy = "-" if agree.accuracy is None else f"{100 * agree.accuracy:.1f} %"
     kappa = "-" if agree.kappa is None else f"{agree.kappa:.3f}"
     lines = [
-        f"Agreement with the reference hypnogram ({agree.n_epochs} epochs scored in both)",
+        f"{title} ({agree.n_epochs} epochs scored in both)",
         f"  accuracy       {accuracy}",
         f"  Cohen's kappa  {kappa}",
-        "  confusion matrix (rows: reference, columns: predicted)",
+        f"  confusion matrix (rows: {rows}, columns: {cols})",
         "       " + "".join(f"{name:>6}" for name in STAGES),
     ]
     for name, row in zip(STAGES, agree.confusion, strict=True):
