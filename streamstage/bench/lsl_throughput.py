@@ -25,8 +25,9 @@ from streamstage.lsl.timing import make_regularizer
 from streamstage.model.checkpoint import StagingModel
 from streamstage.pipeline import StagingPipeline
 
-IDLE_AFTER_DONE_S = 2.0
-"""Once the replay has pushed everything, this long without a chunk means the night is through."""
+IDLE_AFTER_DONE_S = 10.0
+"""Once the replay has pushed everything, this long without a chunk means the night is through (only
+a loss makes it wait that long: it is generous for a loaded machine)."""
 _REPLAY = """
 import sys
 from pathlib import Path
