@@ -1,4 +1,4 @@
-"""A recorded EDF as a source for the pipeline: offline staging and features for training.
+"""A recorded EDF (or XDF) as a source for the pipeline: offline staging and features for training.
 
 Only the channels a derivation needs are read, chunk by chunk, so a long multichannel file never has to fit
 in memory; the samples then go through the very :class:`~streamstage.pipeline.StagingPipeline` used live.
@@ -15,6 +15,7 @@ import numpy as np
 from streamstage.errors import ChannelError
 from streamstage.features import epoch_features
 from streamstage.io.edf import EdfRecording
+from streamstage.io.xdf import StreamChoice, XdfRecording, is_xdf
 from streamstage.model.checkpoint import StagingModel
 from streamstage.pipeline import StagingPipeline
 from streamstage.records import StagedEpoch
@@ -26,16 +27,23 @@ CHUNK_S = 60.0
 
 @dataclass(frozen=True)
 class RecordingSource:
-    """An EDF recording with the montage to stage: reads only the source channels it needs."""
+    """An EDF or XDF recording with the montage to stage: reads only the source channels it needs."""
 
-    recording: EdfRecording
+    recording: EdfRecording | XdfRecording
     source_labels: tuple[str, ...]
     montage: Montage
     sfreq: float
 
     @classmethod
-    def open(cls, path: Path | str, channels: Sequence[str], reference: str | None = None) -> RecordingSource:
-        recording = EdfRecording.open(path)
+    def open(
+        cls,
+        path: Path | str,
+        channels: Sequence[str],
+        reference: str | None = None,
+        stream: StreamChoice | None = None,
+    ) -> RecordingSource:
+        """``stream`` picks an XDF file's EEG stream (default: type EEG); EDF files have one."""
+        recording = XdfRecording.open(path, stream) if is_xdf(path) else EdfRecording.open(path)
         labels = recording.labels
         derivations = [resolve_derivation(labels, name, reference) for name in channels]
         used = sorted({i for d in derivations for i in (d.positive, d.reference) if i is not None})

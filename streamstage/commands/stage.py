@@ -1,4 +1,4 @@
-"""``streamstage stage``: offline staging of a recorded EDF through the live pipeline."""
+"""``streamstage stage``: offline staging of a recorded EDF or XDF through the live pipeline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from streamstage.io.xdf import StreamChoice
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Stage a recording through the same streaming pipeline used live and write its "
         "hypnogram (CSV with per-stage probabilities).",
     )
-    parser.add_argument("file", type=Path, help="EDF, EDF+ or BDF recording")
+    parser.add_argument("file", type=Path, help="EDF, EDF+, BDF or XDF recording")
     parser.add_argument(
         "--channel",
         nargs="+",
@@ -29,14 +31,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", help="a shipped model by name (default, psg) or a checkpoint file (default: default)"
     )
     parser.add_argument("--out", type=Path, help="output folder (default: a new dated folder under ./nights)")
+    add_xdf_stream_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def add_xdf_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """--name, --type, --source-id: which stream of an XDF file is the EEG, as `run` picks a live one."""
+    group = parser.add_argument_group("XDF files (which stream is the EEG; default: type EEG)")
+    group.add_argument("--name", help="the EEG stream's name")
+    group.add_argument("--type", help="the EEG stream's type")
+    group.add_argument("--source-id", help="the EEG stream's source id")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch  # here, not at the top: `streamstage --help` must not wait for torch
     from rich.console import Console
 
-    from streamstage.io.edf import EdfRecording
+    from streamstage.io.xdf import StreamChoice
     from streamstage.model.checkpoint import load_model
     from streamstage.model.choice import model_choice
     from streamstage.offline import RecordingSource, stage_recording
@@ -45,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     console = Console(stderr=True)
     model = load_model(args.model)
-    console.print(model_choice(args.model, model, EdfRecording.open(args.file).labels))
-    channels = args.channel or _default_channels(args.file, model.channels, console)
-    source = RecordingSource.open(args.file, channels, args.reference)
+    stream = StreamChoice(args.name, args.type, args.source_id)
+    labels = _labels(args.file, stream)
+    console.print(model_choice(args.model, model, labels))
+    channels = args.channel or _default_channels(args.file, labels, model.channels, console)
+    source = RecordingSource.open(args.file, channels, args.reference, stream)
     out = args.out or default_night_folder()
     with NightWriter(out) as writer:
         writer.write_event(
@@ -68,12 +81,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_channels(path: Path, model_channels: tuple[str, ...], console: Console) -> list[str]:
-    """The channel ``run`` would stage on a stream with this file's labels, said when it is a fallback."""
+def _labels(path: Path, stream: StreamChoice) -> list[str]:
     from streamstage.io.edf import EdfRecording
+    from streamstage.io.xdf import XdfRecording, is_xdf
+
+    return XdfRecording.open(path, stream).labels if is_xdf(path) else EdfRecording.open(path).labels
+
+
+def _default_channels(
+    path: Path, labels: list[str], model_channels: tuple[str, ...], console: Console
+) -> list[str]:
+    """The channel ``run`` would stage on a stream with this file's labels, said when it is a fallback."""
     from streamstage.live.channels import pick_montage
 
-    labels = EdfRecording.open(path).labels
     chosen = list(pick_montage(labels, model_channels).labels)
     if chosen != list(model_channels):
         console.print(f"{path.name} has no {', '.join(model_channels)}: staging {', '.join(chosen)} instead")
