@@ -141,3 +141,24 @@ def test_a_damaged_xdf_is_one_clear_error(tmp_path):
     path.write_bytes(b"XDF:\x01\x05garbage")
     with pytest.raises(InputFileError, match="not a readable XDF file"):
         XdfRecording.open(path)
+
+
+def test_evaluate_scores_an_xdf_night_against_its_own_stage_markers(recorded, tmp_path):
+    folder = tmp_path / "nights"
+    folder.mkdir()
+    (folder / "night.xdf").write_bytes(recorded[1].read_bytes())
+    assert main(["evaluate", "--edf", str(folder), "--json", str(tmp_path / "scores.json")]) == 0
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["n_nights"] == 1 and scores["n_epochs"] == len(NIGHT)
+
+
+def test_replay_publishes_the_xdf_eeg_stream_with_its_recorded_stages(recorded):
+    from streamstage.cli import build_parser
+    from streamstage.commands.replay import _open
+
+    args = build_parser("replay").parse_args(["replay", str(recorded[1]), "--xdf-source-id", "hb-1"])
+    source, duration_s, hypnogram = _open(args)
+    assert source.labels == ("Fpz-Cz",) and source.sfreq_hz == SFREQ and duration_s == 300.0
+    chunks = np.concatenate(list(source.iter_chunks(["Fpz-Cz"], 60.0)))
+    assert np.array_equal(chunks[:, 0], EdfRecording.open(recorded[0]).read_uv("Fpz-Cz"))
+    assert hypnogram is not None and np.array_equal(hypnogram.stages, NIGHT)

@@ -8,23 +8,27 @@ import math
 import time
 from pathlib import Path
 
-from streamstage.io.hypnogram import read_hypnogram
+from streamstage.commands.stage import add_xdf_stream_arguments
+from streamstage.errors import HypnogramError
+from streamstage.io.hypnogram import Hypnogram, read_hypnogram
+from streamstage.io.xdf import StreamChoice, XdfRecording, is_xdf
 from streamstage.lsl.options import add_scope_argument
 from streamstage.lsl.replay import ReplayThread
 from streamstage.lsl.scope import configure_lsl
-from streamstage.lsl.sources import EdfSource
+from streamstage.lsl.sources import ArraySource, EdfSource, SampleSource
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay",
         help="publish an EDF recording as a live LSL stream",
-        description="Publish an EDF/BDF recording as an LSL stream of type EEG (float32, µV, channel labels "
-        "and units in the stream description), paced against the LSL clock. Each sample is stamped "
-        "t0 + i/sfreq, so `streamstage run` on the stream stages the same samples as the file. With "
-        "--hypnogram the expert stages go out on a second stream, NAME-stages (type Markers).",
+        description="Publish an EDF/BDF recording (or an XDF file's EEG stream) as an LSL stream of type "
+        "EEG (float32, µV, channel labels and units in the stream description), paced against the LSL "
+        "clock. Each sample is stamped t0 + i/sfreq, so `streamstage run` on the stream stages the same "
+        "samples as the file. With --hypnogram (or the stage markers an XDF file holds) the stages go out "
+        "on a second stream, NAME-stages (type Markers).",
     )
-    parser.add_argument("file", type=Path, help="EDF or BDF recording")
+    parser.add_argument("file", type=Path, help="EDF, BDF or XDF recording")
     parser.add_argument(
         "--speed",
         type=replay_speed,
@@ -44,13 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-wait", action="store_true", help="start at once instead of waiting for a consumer to connect"
     )
     add_scope_argument(parser)
+    add_xdf_stream_arguments(parser, prefix="xdf-")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     scope = configure_lsl(args.lsl_scope)
-    source = EdfSource(args.file, args.channels)
-    hypnogram = read_hypnogram(args.hypnogram) if args.hypnogram else None
+    source, duration_s, recorded = _open(args)
+    hypnogram = read_hypnogram(args.hypnogram) if args.hypnogram else recorded
     replay = ReplayThread(
         source,
         args.speed,
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     pace = "as fast as possible" if args.speed == 0 else f"at {args.speed:g}x real time"
     print(
         f"replaying {args.file.name}: {len(source.labels)} channel(s) ({', '.join(source.labels)}) at "
-        f"{source.sfreq_hz:g} Hz, {source.duration_s / 3600:.2f} h, {pace}, as LSL stream {args.name!r} "
+        f"{source.sfreq_hz:g} Hz, {duration_s / 3600:.2f} h, {pace}, as LSL stream {args.name!r} "
         f"(source id {source.source_id}; {scope})"
         + (f", stages on {args.name}-stages" if hypnogram is not None else "")
     )
@@ -81,6 +86,22 @@ def run(args: argparse.Namespace) -> int:
     hours = replay.samples_sent / source.sfreq_hz / 3600
     print(f"done: {replay.samples_sent} samples ({hours:.2f} h) in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _open(args: argparse.Namespace) -> tuple[SampleSource, float, Hypnogram | None]:
+    """The source to publish, its duration, and the stages an XDF file recorded alongside (if any)."""
+    if not is_xdf(args.file):
+        source = EdfSource(args.file, args.channels)
+        return source, source.duration_s, None
+    recording = XdfRecording.open(args.file, StreamChoice(args.xdf_name, args.xdf_type, args.xdf_source_id))
+    labels = args.channels or recording.labels
+    source_id = f"streamstage-replay-{recording.source_id or recording.stream_name}"
+    source = ArraySource(recording.samples_uv(labels), recording.sfreq_hz, labels, source_id)
+    try:
+        hypnogram: Hypnogram | None = recording.hypnogram()
+    except HypnogramError:
+        hypnogram = None
+    return source, recording.duration_s, hypnogram
 
 
 def replay_speed(text: str) -> float:

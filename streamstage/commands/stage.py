@@ -35,12 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def add_xdf_stream_arguments(parser: argparse.ArgumentParser) -> None:
-    """--name, --type, --source-id: which stream of an XDF file is the EEG, as `run` picks a live one."""
+def add_xdf_stream_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--name, --type, --source-id (after ``prefix``): which stream of an XDF file is the EEG, as `run`
+    picks a live one; read back as ``args.xdf_name``, ``args.xdf_type``, ``args.xdf_source_id``."""
     group = parser.add_argument_group("XDF files (which stream is the EEG; default: type EEG)")
-    group.add_argument("--name", help="the EEG stream's name")
-    group.add_argument("--type", help="the EEG stream's type")
-    group.add_argument("--source-id", help="the EEG stream's source id")
+    for field in ("name", "type", "source-id"):
+        words = field.replace("-", " ")
+        group.add_argument(f"--{prefix}{field}", dest="xdf_" + field.replace("-", "_"), help=f"its {words}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     console = Console(stderr=True)
     model = load_model(args.model)
-    stream = StreamChoice(args.name, args.type, args.source_id)
+    stream = StreamChoice(args.xdf_name, args.xdf_type, args.xdf_source_id)
     labels = _labels(args.file, stream)
     console.print(model_choice(args.model, model, labels))
     channels = args.channel or _default_channels(args.file, labels, model.channels, console)

@@ -147,6 +147,10 @@ class XdfRecording:
         for first in range(round(start_s * self.sfreq_hz), len(self.data_uv), step):
             yield self.data_uv[first : first + step, columns]
 
+    def samples_uv(self, labels: Sequence[str]) -> np.ndarray:
+        """The whole recording of ``labels``, ``(n, len(labels))`` in µV."""
+        return self.data_uv[:, [self._column(label) for label in labels]]
+
     def _column(self, label: str) -> int:
         if label not in self.labels:
             raise ChannelError(f"{self.path.name} has no channel {label!r}; it has {', '.join(self.labels)}.")

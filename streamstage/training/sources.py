@@ -1,5 +1,6 @@
 """Where training and evaluation nights come from: ``--features DIR`` (the Sleep-EDF feature set) or
-``--edf DIR`` (EDF + hypnogram pairs, featurised by the live signal path)."""
+``--edf DIR`` (EDF + hypnogram pairs, and XDF files with the stage markers recorded alongside or a
+``NAME-hypnogram.*`` beside them, featurised by the live signal path)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from streamstage.errors import InputFileError
 from streamstage.io.hypnogram import read_hypnogram
 from streamstage.io.sleepedf import RecordingPair, find_edf_pairs
+from streamstage.io.xdf import XDF_SUFFIX, XdfRecording, is_xdf
 from streamstage.model.checkpoint import StagingModel
 from streamstage.offline import RecordingSource, recording_features, stage_recording
 from streamstage.records import StagedEpoch
@@ -31,7 +33,9 @@ def crop_to_sleep(labels: np.ndarray, margin: int = WAKE_MARGIN_EPOCHS) -> slice
 
 
 def _labels_for(pair: RecordingPair, n_epochs: int) -> np.ndarray:
-    stages = read_hypnogram(pair.hypnogram_path).aligned_to(n_epochs, on_mismatch="fit").stages
+    path = pair.hypnogram_path
+    hypnogram = XdfRecording.open(path).hypnogram() if is_xdf(path) else read_hypnogram(path)
+    stages = hypnogram.aligned_to(n_epochs, on_mismatch="fit").stages
     return np.where(stages >= 0, stages, IGNORE_LABEL).astype(np.int64)
 
 
@@ -41,12 +45,21 @@ def _night_name(pair: RecordingPair) -> tuple[str, int]:
     return f"{pair.subject:02d}", int(pair.night or 1)
 
 
+def _xdf_pairs(folder: Path) -> list[RecordingPair]:
+    """Each XDF file with its ``NAME-hypnogram.*`` where there is one, else with its own stage markers."""
+    pairs = []
+    for path in sorted(Path(folder).glob(f"*{XDF_SUFFIX}")):
+        beside = sorted(path.parent.glob(f"{path.stem}-hypnogram.*"))
+        pairs.append(RecordingPair(None, None, path, beside[0] if beside else path))
+    return pairs
+
+
 def edf_pairs(folder: Path) -> list[RecordingPair]:
-    pairs = find_edf_pairs(folder)
+    pairs = find_edf_pairs(folder) + _xdf_pairs(folder)
     if not pairs:
         raise InputFileError(
             f"no EDF recordings with hypnograms found in {folder}; expected Sleep-EDF style pairs "
-            "(SC4001E0-PSG.edf + SC4001EC-Hypnogram.edf) or NAME.edf + NAME-hypnogram.*."
+            "(SC4001E0-PSG.edf + SC4001EC-Hypnogram.edf), NAME.edf + NAME-hypnogram.*, or NAME.xdf."
         )
     return pairs
 
