@@ -228,3 +228,17 @@ def read_layout_samples(folder: Path) -> int:
     with open(path, "rb") as handle:
         header = handle.read(256)
     return int(header[236:244]) * int(SFREQ)
+
+
+def test_mne_reads_the_raw_file_and_its_gaps_where_it_is_installed(tmp_path):
+    mne = pytest.importorskip("mne")
+    path = tmp_path / "raw.bdf"
+    data = indexed(0, 1000)
+    data[300:350] = np.nan
+    writer = RawRecordWriter.create(path, RawLayout(LABELS, SFREQ, START))
+    writer.append(data)
+    writer.close()
+    raw = mne.io.read_raw_bdf(path, preload=True, verbose="error")
+    assert raw.ch_names == list(LABELS) and raw.info["sfreq"] == SFREQ
+    assert list(raw.annotations.description) == ["signal gap"] and raw.annotations.onset[0] == 3.0
+    assert np.array_equal(np.rint(raw.get_data()[0, :300] * 1e6), np.arange(300))
