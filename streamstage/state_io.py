@@ -2,21 +2,30 @@
 
 The structure goes to JSON, each array or tensor to an ``.npz`` member, both in one file written atomically
 (temp file, fsync, rename): a crash mid-write leaves the previous state intact, never a torn one.
+
+PyTorch is imported only to restore a saved tensor: a state holding none (a night folder read by
+``streamstage report``) saves and loads without it, and a tensor can only be saved once torch is loaded.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from streamstage.io.files import write_atomic
 
 _META_KEY = "__structure__"
+
+
+def _is_tensor(node: Any) -> bool:
+    """Whether ``node`` is a torch tensor, without importing torch (none exists before it is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(node, torch.Tensor)
 
 
 def _flatten(node: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -24,7 +33,7 @@ def _flatten(node: Any, arrays: dict[str, np.ndarray]) -> Any:
         return {str(k): _flatten(v, arrays) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         return [_flatten(v, arrays) for v in node]
-    if isinstance(node, torch.Tensor):
+    if _is_tensor(node):
         key = f"a{len(arrays)}"
         arrays[key] = node.detach().cpu().numpy()
         return {"__tensor__": key}
@@ -40,6 +49,8 @@ def _flatten(node: Any, arrays: dict[str, np.ndarray]) -> Any:
 def _restore(node: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(node, dict):
         if "__tensor__" in node:
+            import torch
+
             return torch.from_numpy(arrays[node["__tensor__"]].copy())
         if "__array__" in node:
             return arrays[node["__array__"]].copy()

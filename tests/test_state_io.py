@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import torch
 
@@ -36,3 +39,17 @@ def test_save_replaces_whole_file_and_leaves_no_temp(tmp_path):
 def test_bytes_round_trip_is_pickle_free():
     raw = state_to_bytes({"x": np.array(["a", "b"])})
     assert state_from_bytes(raw)["x"].tolist() == ["a", "b"]
+
+
+def test_a_state_without_tensors_saves_and_loads_without_torch(tmp_path):
+    probe = f"""
+import sys
+import numpy as np
+from streamstage.state_io import load_state, save_state
+save_state({str(tmp_path / "state.npz")!r}, {{"a": np.arange(3.0), "n": 2}})
+state = load_state({str(tmp_path / "state.npz")!r})
+assert state["a"].tolist() == [0.0, 1.0, 2.0] and state["n"] == 2
+print("torch imported" if "torch" in sys.modules else "no torch")
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "no torch", result.stdout + result.stderr
