@@ -162,3 +162,15 @@ def test_replay_publishes_the_xdf_eeg_stream_with_its_recorded_stages(recorded):
     chunks = np.concatenate(list(source.iter_chunks(["Fpz-Cz"], 60.0)))
     assert np.array_equal(chunks[:, 0], EdfRecording.open(recorded[0]).read_uv("Fpz-Cz"))
     assert hypnogram is not None and np.array_equal(hypnogram.stages, NIGHT)
+
+
+def test_a_dropout_in_the_xdf_is_staged_as_missing_samples(recorded, tmp_path):
+    samples = EdfRecording.open(recorded[0]).read_uv("Fpz-Cz")
+    stamps = T0 + np.arange(len(samples)) / SFREQ
+    kept = np.r_[0:9000, 10000 : len(samples)]  # ten seconds lost in transit
+    eeg = dict(name="headband", type="EEG", labels=["Fpz-Cz"], rate=SFREQ, format="double64",
+               source_id="hb-1", stamps=stamps[kept], values=samples[kept, None], offset=0.0)  # fmt: skip
+    write_xdf(tmp_path / "dropout.xdf", [eeg])
+    data = XdfRecording.open(tmp_path / "dropout.xdf").data_uv[:, 0]
+    assert len(data) == len(samples) and np.isnan(data[9000:10000]).all()
+    assert np.array_equal(data[kept], samples[kept])

@@ -4,8 +4,8 @@ pyxdf is an optional extra (``pip install 'streamstage[xdf]'``), imported only w
 opened. The EEG stream is chosen as ``run`` chooses a live one: by ``name``, ``type`` or ``source_id``
 (default: type ``EEG``, or mne-lsl's ``eeg``); the file's clock offsets are applied (pyxdf's clock
 synchronisation), so every stream's time stamps are in the recording computer's clock. Samples are read
-whole (an XDF file is not laid out for partial reads), in µV from each channel's unit, and staged as
-contiguous at the stream's nominal rate, as an EDF's are.
+whole (an XDF file is not laid out for partial reads), in µV from each channel's unit, and placed on the
+stream's nominal-rate grid by their time stamps: a dropout becomes missing samples, as live.
 
 The ``streamstage-stages`` markers a night recorded alongside (one JSON per epoch, stamped at its start; or
 the stage names a ``replay`` publishes) read back as a hypnogram on the EEG stream's epoch grid.
@@ -96,7 +96,6 @@ class XdfRecording:
         info = eeg["info"]
         samples = np.asarray(eeg["time_series"], dtype=np.float64)
         self.labels, units = _channels(info, samples.shape[1])
-        self.data_uv = samples * np.array([scale_to_uv(unit).factor for unit in units])
         self.time_stamps = np.asarray(eeg["time_stamps"], dtype=np.float64)
         self.sfreq_hz = float(_field(info, "nominal_srate") or 0.0)
         self.stream_name = _field(info, "name")
@@ -106,6 +105,8 @@ class XdfRecording:
                 f"{path.name}: stream {self.stream_name!r} has no nominal rate; only regular-rate EEG "
                 "streams can be staged."
             )
+        scaled = samples * np.array([scale_to_uv(unit).factor for unit in units])
+        self.data_uv = _on_grid(scaled, self.time_stamps, self.sfreq_hz)
 
     @classmethod
     def open(cls, path: str | Path, choice: StreamChoice | None = None) -> XdfRecording:
@@ -173,6 +174,18 @@ class XdfRecording:
         for epoch, code in by_epoch.items():
             stages[epoch - first] = code
         return Hypnogram(stages, epoch_s, first * epoch_s)
+
+
+def _on_grid(samples: np.ndarray, stamps: np.ndarray, sfreq_hz: float) -> np.ndarray:
+    """Samples at their place on the stream's grid from its first stamp: a dropout becomes NaN (missing)
+    samples, a stamp that does not move forward is dropped."""
+    index = np.rint((stamps - stamps[0]) * sfreq_hz).astype(np.int64)
+    if np.all(np.diff(index) == 1):
+        return samples
+    keep = index > np.maximum.accumulate(np.r_[-1, index[:-1]])
+    grid = np.full((int(index[keep][-1]) + 1, samples.shape[1]), np.nan)
+    grid[index[keep]] = samples[keep]
+    return grid
 
 
 def _is_stage_stream(info: dict[str, Any]) -> bool:
