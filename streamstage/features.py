@@ -13,10 +13,12 @@ are scale-free already, and each log power is replaced by its difference from a 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal as sps
 
 BANDS_HZ: tuple[tuple[str, float, float], ...] = (
@@ -56,9 +58,61 @@ RECIPE = WelchRecipe()
 
 
 def band_powers(epochs: np.ndarray, recipe: WelchRecipe = RECIPE) -> np.ndarray:
-    """Absolute band powers of epochs shaped ``(..., n_times)`` -> ``(..., 5)``."""
+    """Absolute band powers of epochs shaped ``(..., n_times)`` -> ``(..., 5)``.
+
+    The training recipe's Welch PSD and band integrals, computed as ``scipy.signal.welch`` and
+    ``np.trapezoid`` would (equal to 1e-9 relative, tested against them) at a fraction of their per-call
+    overhead; any other recipe, or epochs shorter than a segment, goes through scipy itself.
+    """
+    data = np.asarray(epochs, dtype=np.float64)
+    if recipe != RECIPE or data.shape[-1] < recipe.nperseg:
+        return _scipy_band_powers(data, recipe)
+    plan = _welch_plan(data.shape[-1])
+    frames = np.lib.stride_tricks.sliding_window_view(data, recipe.nperseg, axis=-1)[..., :: plan.step, :]
+    frames = (frames - frames.mean(axis=-1, keepdims=True)) * plan.window
+    spectrum = sp_fft.rfft(frames, n=recipe.nfft, axis=-1)
+    periodogram = spectrum.real**2 + spectrum.imag**2
+    psd = np.maximum(np.median(periodogram, axis=-2) * plan.scale, 0.0)
+    return np.maximum(psd @ plan.band_weights, 0.0)
+
+
+@dataclass(frozen=True)
+class _WelchPlan:
+    """What the training recipe's PSD and band integrals need for one epoch length, computed once."""
+
+    step: int
+    window: np.ndarray
+    """(nperseg,): scipy's periodic hamming window."""
+    scale: np.ndarray
+    """(n_freqs,): density scaling, the one-sided doubling and the median bias in one factor per bin."""
+    band_weights: np.ndarray
+    """(n_freqs, 5): the trapezoid over each closed band as a weight per bin."""
+
+
+@functools.lru_cache(maxsize=8)
+def _welch_plan(n_times: int) -> _WelchPlan:
+    recipe = RECIPE
+    window = sps.get_window(recipe.window, recipe.nperseg)
+    step = recipe.nperseg - recipe.noverlap
+    n_segments = (n_times - recipe.nperseg) // step + 1
+    freqs = sp_fft.rfftfreq(recipe.nfft, 1.0 / recipe.sfreq_hz)
+    scale = np.full(len(freqs), 1.0 / (recipe.sfreq_hz * np.sum(window**2)))
+    scale[1 : None if recipe.nfft % 2 else -1] *= 2.0  # one-sided: the Nyquist bin of an even nfft is single
+    halves = 2.0 * np.arange(1, (n_segments - 1) // 2 + 1)
+    scale /= 1.0 + np.sum(1.0 / (halves + 1.0) - 1.0 / halves)  # scipy's median bias
+    band_weights = np.zeros((len(freqs), N_BANDS))
+    for band, (_, lo, hi) in enumerate(BANDS_HZ):
+        (inside,) = np.nonzero((freqs >= lo) & (freqs <= hi))
+        widths = np.diff(freqs[inside]) / 2.0
+        band_weights[inside[:-1], band] += widths
+        band_weights[inside[1:], band] += widths
+    return _WelchPlan(step, window, scale, band_weights)
+
+
+def _scipy_band_powers(data: np.ndarray, recipe: WelchRecipe) -> np.ndarray:
+    """:func:`band_powers` by ``scipy.signal.welch`` and ``np.trapezoid``, for any recipe."""
     freqs, psd = sps.welch(
-        np.asarray(epochs, dtype=np.float64),
+        data,
         fs=recipe.sfreq_hz,
         window=recipe.window,
         nperseg=recipe.nperseg,

@@ -14,6 +14,8 @@ from streamstage.features import (
     RECIPE,
     CausalNormalizer,
     NormalizerConfig,
+    WelchRecipe,
+    band_powers,
     epoch_features,
 )
 
@@ -117,3 +119,47 @@ def test_normaliser_state_round_trip():
     second = CausalNormalizer(2)
     second.load_state_dict(first.state_dict())
     np.testing.assert_array_equal(first.transform_night(stream[10:]), second.transform_night(stream[10:]))
+
+
+def scipy_band_powers(epochs: np.ndarray) -> np.ndarray:
+    """The oracle: the training recipe by ``scipy.signal.welch`` and ``np.trapezoid`` themselves."""
+    freqs, psd = sps.welch(
+        epochs,
+        fs=100,
+        window="hamming",
+        nperseg=400,
+        noverlap=200,
+        nfft=400,
+        average="median",
+        detrend="constant",
+        scaling="density",
+        axis=-1,
+    )
+    psd = np.maximum(psd, 0.0)
+    bands = [(freqs >= lo) & (freqs <= hi) for _, lo, hi in BANDS_HZ]
+    return np.stack([np.trapezoid(psd[..., mask], freqs[mask], axis=-1) for mask in bands], axis=-1)
+
+
+@pytest.mark.parametrize("shape", [(3000,), (7, 3000), (3, 2, 3000), (3001,), (2, 4567), (400,)])
+def test_band_powers_equal_scipy_welch_on_random_epochs(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    epochs = rng.normal(0, 1, shape) * 10.0 ** rng.uniform(-2, 3) + rng.normal(0, 50)
+    epochs += 40 * np.sin(2 * np.pi * rng.uniform(0.5, 30) * np.arange(shape[-1]) / SFREQ)
+    np.testing.assert_allclose(band_powers(epochs), scipy_band_powers(epochs), rtol=1e-9, atol=0)
+
+
+def test_band_powers_equal_scipy_welch_on_real_eeg(shared_data):
+    """Every 30-s epoch of a real 100-Hz C3-A1 recording (DREAMS excerpt 1, 30 min)."""
+    signal_uv = np.loadtxt(shared_data / "dreams-spindles-dev" / "excerpt1.txt", skiprows=1)
+    epochs = signal_uv[: len(signal_uv) // 3000 * 3000].reshape(-1, 3000)
+    assert len(epochs) == 60
+    np.testing.assert_allclose(band_powers(epochs), scipy_band_powers(epochs), rtol=1e-9, atol=0)
+    np.testing.assert_allclose(band_powers(epochs[17]), scipy_band_powers(epochs[17]), rtol=1e-9, atol=0)
+
+
+def test_band_powers_of_another_recipe_follow_it() -> None:
+    epoch = np.random.default_rng(3).normal(0, 10, 3000)
+    recipe = WelchRecipe(window="hann", nperseg=256, noverlap=128, nfft=256, average="mean")
+    freqs, psd = sps.welch(epoch, fs=100, window="hann", nperseg=256, noverlap=128, average="mean")
+    mask = (freqs >= 0.5) & (freqs <= 4.0)
+    assert band_powers(epoch, recipe)[0] == pytest.approx(np.trapezoid(psd[mask], freqs[mask]), rel=1e-12)
