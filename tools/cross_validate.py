@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +26,7 @@ from streamstage.features import CAUSAL, NIGHT_ZSCORE, NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.augment import NO_AUGMENTATION
 from streamstage.training.data import load_feature_nights
+from streamstage.training.metrics import StagingScores
 from streamstage.training.protocols import SEDF20_SUBJECTS, cross_validate
 from streamstage.training.train import TrainConfig
 
@@ -85,12 +87,21 @@ def main() -> None:
         train_config = replace(train_config, fresh_start_prob=0.0, augmentation=NO_AUGMENTATION)
     started = time.perf_counter()
 
+    done: list[dict] = []
+
     def show(fold: int, total: int, record: dict) -> None:
+        """Print the fold, and keep what is done so far on disk: a long run cut short still counts."""
         console.print(
             f"fold {fold + 1}/{total} subjects {','.join(record['test_subjects'])}: "
             f"acc {record['accuracy']:.3f} mf1 {record['macro_f1']:.3f} kappa {record['kappa']:.3f} "
-            f"({time.perf_counter() - started:.0f} s)"
+            f"({time.perf_counter() - started:.0f} s)",
+            soft_wrap=True,
         )
+        done.append(record)
+        pooled = StagingScores(np.sum([np.array(r["confusion"]) for r in done], axis=0)).to_dict()
+        partial = {"partial": f"{len(done)} of {total} folds", "pooled_so_far": pooled, "folds": done}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(partial, indent=1))
 
     normalizer = NormalizerConfig(
         method=NIGHT_ZSCORE if args.night_zscore else CAUSAL,

@@ -75,7 +75,7 @@ def cross_validate(
             **{
                 k: v
                 for k, v in scores.to_dict().items()
-                if k in ("n_epochs", "accuracy", "macro_f1", "kappa")
+                if k in ("n_epochs", "accuracy", "macro_f1", "kappa", "confusion")
             },
         }
         records.append(record)
