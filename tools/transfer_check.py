@@ -223,10 +223,11 @@ def main() -> None:
             yasa = {r.name: yasa_stages(r, len(truths[r.name])) for r in recordings}
             if all(stages is not None for stages in yasa.values()):
                 peers.append(score_scorer("YASA SleepStaging (offline)", yasa, truths))  # type: ignore[arg-type]
+    seeds = [r for r, m in zip(model_results, models, strict=True) if not isinstance(m.net, EnsembleNet)]
     record = {
         "recordings": [r.name for r in recordings],
         "models": model_results,
-        "spread": spread(model_results),
+        "spread": spread(seeds or model_results),  # over single networks (seeds) where there are some
     }
     record["peers"] = peers or "YASA not installed in this environment"
     args.out.parent.mkdir(parents=True, exist_ok=True)
