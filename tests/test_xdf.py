@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import edfio
@@ -174,3 +175,11 @@ def test_a_dropout_in_the_xdf_is_staged_as_missing_samples(recorded, tmp_path):
     data = XdfRecording.open(tmp_path / "dropout.xdf").data_uv[:, 0]
     assert len(data) == len(samples) and np.isnan(data[9000:10000]).all()
     assert np.array_equal(data[kept], samples[kept])
+
+
+def test_without_pyxdf_an_xdf_file_says_which_extra_to_install(recorded, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyxdf", None)
+    copy = tmp_path / "copy.xdf"
+    copy.write_bytes(recorded[1].read_bytes())  # not parsed before, so not cached
+    with pytest.raises(InputFileError, match=r"pip install 'streamstage\[xdf\]'"):
+        XdfRecording.open(copy)

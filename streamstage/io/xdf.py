@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,22 @@ def _field(info: dict[str, Any], key: str) -> str:
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist or is not a file; check the path.")
+    stat = path.stat()
+    return _parsed(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=1)
+def _parsed(path: str, mtime_ns: int, size: int) -> list[dict[str, Any]]:
+    """The file's streams, parsed once: a command that asks for its labels, then stages it, reads it once."""
     try:
         import pyxdf
     except ImportError:
-        raise InputFileError(f"reading {path.name} needs pyxdf: pip install 'streamstage[xdf]'.") from None
-    if not path.is_file():
-        raise InputFileError(f"{path} does not exist or is not a file; check the path.")
+        name = Path(path).name
+        raise InputFileError(f"reading {name} needs pyxdf: pip install 'streamstage[xdf]'.") from None
     try:
-        streams, _ = pyxdf.load_xdf(str(path), verbose=False)
+        streams, _ = pyxdf.load_xdf(path, verbose=False)
     except Exception as error:  # pyxdf raises whatever its parser meets in a damaged file
         raise InputFileError(
             f"{path} is not a readable XDF file ({type(error).__name__}: {error})."
