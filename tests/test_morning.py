@@ -23,7 +23,7 @@ from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.output import NightWriter
 from streamstage.report import write_report
 from streamstage.report.night import read_night
-from streamstage.report.rescore import RESCORED_FILE, read_rescored, rescore_night
+from streamstage.report.rescore import RESCORED_FILE, read_rescored, read_rescored_probs, rescore_night
 from streamstage.sim import SyntheticEEG
 from streamstage.stats import UNKNOWN
 
@@ -70,8 +70,10 @@ def test_the_rescore_is_the_bidirectional_models_whole_night_staging(night_dir):
     night = read_night(night_dir / "hypnogram.csv")
     first = rescore_night(night_dir, night)
     assert np.array_equal(first, rescore_night(night_dir, night))  # offline: the same every morning
-    probs = np.loadtxt(night_dir / RESCORED_FILE, delimiter=",", skiprows=1, usecols=range(3, 8))
+    probs = read_rescored_probs(night_dir, night)
+    assert probs is not None and (night_dir / RESCORED_FILE).is_file()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert np.array_equal(probs.argmax(axis=1), first)
 
 
 def test_rescore_with_yasa_says_how_to_get_it_when_it_is_missing(night_dir, monkeypatch):

@@ -14,7 +14,7 @@ from streamstage.errors import InputFileError, OutputError
 from streamstage.output import HYPNOGRAM_FILE
 from streamstage.report.figure import plot_night
 from streamstage.report.night import Night, read_night
-from streamstage.report.rescore import read_rescored, rescore_night
+from streamstage.report.rescore import read_rescored, read_rescored_probs, rescore_night
 from streamstage.report.summary import format_summary
 
 SUMMARY_FILE = "summary.txt"
@@ -54,7 +54,8 @@ def write_report(night_dir: Path, rescore: str | None = None) -> Report:
         return Report(summary, summary_path, None, "no epoch was staged, so there is no report.png")
     figure_path = night_dir / FIGURE_FILE
     try:
-        _replace(figure_path, lambda tmp: plot_night(night, tmp, rescored))
+        probs = read_rescored_probs(night_dir, night)
+        _replace(figure_path, lambda tmp: plot_night(night, tmp, rescored, probs))
     except ModuleNotFoundError as error:
         if not (error.name or "").startswith("matplotlib"):
             raise

@@ -23,9 +23,11 @@ LEVEL_OF_STAGE = {stage: len(HYPNOGRAM_LEVELS) - 1 - row for row, stage in enume
 """Height of each stage code on the hypnogram's y axis: W at the top, N3 at the bottom."""
 
 
-def plot_night(night: Night, path: Path, rescored: np.ndarray | None = None) -> None:
-    """Draw the night (and its morning re-score, above the live hypnogram) into a PNG at ``path``; raises
-    ``ModuleNotFoundError`` without matplotlib."""
+def plot_night(
+    night: Night, path: Path, rescored: np.ndarray | None = None, rescored_probs: np.ndarray | None = None
+) -> None:
+    """Draw the night (and its morning re-score, above the live hypnogram, with the re-score's
+    probabilities) into a PNG at ``path``; raises ``ModuleNotFoundError`` without matplotlib."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -57,7 +59,10 @@ def plot_night(night: Night, path: Path, rescored: np.ndarray | None = None) -> 
             label="low signal quality or no epoch",
         )
         axes[0].legend(loc="upper right", fontsize="small", frameon=False)
-    _draw_probabilities(axes[-1], edges, night.probs)
+    if rescored_probs is None:
+        _draw_probabilities(axes[-1], edges, night.probs, "probability")
+    else:
+        _draw_probabilities(axes[-1], edges, rescored_probs, "re-score probability")
     axes[-1].set_xlabel("hours since the first epoch")
     axes[-1].set_xlim(edges[0], edges[-1])
     figure.suptitle(_title(night, rescored))
@@ -81,7 +86,7 @@ def _draw_hypnogram(ax: Axes, edges: np.ndarray, stages: np.ndarray, label: str)
     ax.set_ylabel(label)
 
 
-def _draw_probabilities(ax: Axes, edges: np.ndarray, probs: np.ndarray) -> None:
+def _draw_probabilities(ax: Axes, edges: np.ndarray, probs: np.ndarray, label: str) -> None:
     """Stacked stage probabilities per epoch; epochs without a prediction stay blank."""
     filled = np.nan_to_num(probs, nan=0.0)
     ax.stackplot(
@@ -93,7 +98,7 @@ def _draw_probabilities(ax: Axes, edges: np.ndarray, probs: np.ndarray) -> None:
         linewidth=0,
     )
     ax.set_ylim(0, 1)
-    ax.set_ylabel("probability")
+    ax.set_ylabel(label)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
 

@@ -45,6 +45,23 @@ def read_rescored(folder: Path, night: Night) -> np.ndarray | None:
     return stages
 
 
+def read_rescored_probs(folder: Path, night: Night) -> np.ndarray | None:
+    """The re-score's probabilities ``(n_epochs, 5)`` on the night's epochs (NaN where it has none)."""
+    path = Path(folder) / RESCORED_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(0, *range(3, 3 + len(STAGES))), ndmin=2)
+    except ValueError as error:
+        raise InputFileError(
+            f"{path} is damaged ({error}); re-score with `streamstage report --rescore`."
+        ) from None
+    probs = np.full((night.n_epochs, len(STAGES)), np.nan)
+    rows = table[(table[:, 0] >= 0) & (table[:, 0] < night.n_epochs)]
+    probs[rows[:, 0].astype(int)] = rows[:, 1:]
+    return probs
+
+
 def rescore_night(folder: Path, night: Night, method: str = "model") -> np.ndarray:
     """Re-stage every raw part of the night with ``method``, write ``rescored.csv``, return its stages."""
     parts = raw_parts(folder)
