@@ -100,3 +100,10 @@ def test_export_takes_the_rescore_where_there_is_one(night_dir):
     rescored = rescore_night(night_dir, night)
     assert main(["export", str(night_dir), "--format", "txt"]) == 0
     assert np.array_equal(read_hypnogram(night_dir / "export.txt").stages, rescored)
+
+
+def test_the_mornings_files_are_private_like_the_night(night_dir):
+    night = read_night(night_dir / "hypnogram.csv")
+    rescore_night(night_dir, night)
+    for name in ("raw.bdf", "raw.annotations.edf", RESCORED_FILE):
+        assert (night_dir / name).stat().st_mode & 0o777 == 0o600, name

@@ -18,7 +18,7 @@ import edfio
 import numpy as np
 
 from streamstage.io.files import write_atomic
-from streamstage.output import EVENTS_FILE
+from streamstage.output import EVENTS_FILE, FILE_MODE
 from streamstage.report.night import Night
 from streamstage.stats import UNKNOWN
 
@@ -97,3 +97,4 @@ def write_annotations(path: Path, annotations: Sequence[edfio.EdfAnnotation], st
         starttime=start.time().replace(tzinfo=None),
     )
     write_atomic(Path(path), edf.to_bytes())
+    Path(path).chmod(FILE_MODE)  # health data, like every file of the night

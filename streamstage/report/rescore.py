@@ -22,7 +22,7 @@ from streamstage.errors import InputFileError, ModelError
 from streamstage.io.edf import EdfRecording
 from streamstage.io.hypnogram import Hypnogram, read_hypnogram, write_hypnogram_csv
 from streamstage.io.raw_record import raw_parts, read_layout
-from streamstage.output import EVENTS_FILE
+from streamstage.output import EVENTS_FILE, FILE_MODE
 from streamstage.report.export import night_start
 from streamstage.report.night import Night
 from streamstage.stats import UNKNOWN
@@ -80,7 +80,9 @@ def rescore_night(folder: Path, night: Night, method: str = "model") -> np.ndarr
         probs[span] = part[span.start - first : span.stop - first]
     stages = np.where(np.isfinite(probs).all(axis=1), np.nan_to_num(probs).argmax(axis=1), UNKNOWN)
     stages[night.stages == UNKNOWN] = UNKNOWN  # too little data live: no better in the morning
-    write_hypnogram_csv(Path(folder) / RESCORED_FILE, Hypnogram(stages, night.epoch_s), np.nan_to_num(probs))
+    path = Path(folder) / RESCORED_FILE
+    write_hypnogram_csv(path, Hypnogram(stages, night.epoch_s), np.nan_to_num(probs))
+    path.chmod(FILE_MODE)
     return stages
 
 
