@@ -13,13 +13,19 @@ source id), and one whose staged channel is still the same (the caller's ``refus
 is refused with a ``source_refused`` event and the wait goes on; ``accept_new_source`` lifts the identity
 check (never the channel check). A second stream matching the night's is reported when it appears.
 
-Samples are pulled into one preallocated buffer and handed out as float64 in the stream's own units; time
-stamps are mapped onto this machine's LSL clock (``proc_clocksync``), so gaps and restarts show in them
-and :mod:`streamstage.lsl.timing` can put the samples on a regular grid.
+Samples are pulled by a reader thread of the inlet's own (liblsl's waits and copies release the GIL, so
+they overlap with staging the previous chunk) into one preallocated buffer, and handed out in order as
+float64 in the stream's own units through a short queue (a slow consumer leaves the backlog in liblsl's
+bounded buffer, as without the thread). Time stamps are mapped onto this machine's LSL clock
+(``proc_clocksync``), so gaps and restarts show in them and :mod:`streamstage.lsl.timing` can put the
+samples on a regular grid.
 """
 
 from __future__ import annotations
 
+import inspect
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -47,7 +53,9 @@ _NUMPY_DTYPES = {
     "int64": np.int64,
 }
 _WAIT_STEP_S = 0.01
-"""How often an empty inlet is looked at again while a poll waits for data."""
+"""How often the reader looks at an empty inlet again (what arrived meanwhile makes one chunk)."""
+_QUEUED_CHUNKS = 4
+"""Chunks the reader may pull ahead of the consumer; beyond, the backlog waits in liblsl's buffer."""
 _RESOLVE_EVERY_S = 0.25
 """How often the watch for a lost stream's return is consulted."""
 _OPEN_TIMEOUT_S = 5.0
@@ -76,6 +84,48 @@ class StreamEvent:
     layout_changed: bool = False
 
 
+class _Reader:
+    """Pulls one pylsl inlet in a thread of its own: chunks of up to ``rows`` samples, in order, in
+    :attr:`chunks`, then the error that ended it (pylsl's ``LostError`` when the stream closed)."""
+
+    def __init__(self, inlet: Any, rows: int, n_channels: int, dtype: type[np.generic]) -> None:
+        self.chunks: queue.Queue[StreamChunk | Exception] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self._stop = threading.Event()
+        buffer = np.empty((rows, n_channels), dtype=dtype)
+        self._thread = threading.Thread(
+            target=self._run, args=(inlet, buffer), name="streamstage-lsl-reader", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop pulling (within one wait step); what is queued stays readable."""
+        self._stop.set()
+
+    def _run(self, inlet: Any, buffer: np.ndarray) -> None:
+        # pylsl >= 1.18 can hand the stamps back as an array: no list of floats to build and convert back
+        as_array = {"as_numpy": True} if "as_numpy" in inspect.signature(inlet.pull_chunk).parameters else {}
+        try:
+            while not self._stop.is_set():
+                _, stamps = inlet.pull_chunk(
+                    timeout=0.0, max_samples=len(buffer), dest_obj=buffer, **as_array
+                )
+                if not len(stamps):
+                    self._stop.wait(_WAIT_STEP_S)
+                    continue
+                n = len(stamps)
+                self._put(StreamChunk(buffer[:n].astype(np.float64), np.asarray(stamps, dtype=np.float64)))
+        except Exception as error:  # the consumer handles it (a lost stream) or raises it: never silent
+            self._put(error)
+
+    def _put(self, item: StreamChunk | Exception) -> None:
+        while not self._stop.is_set():
+            try:
+                self.chunks.put(item, timeout=_WAIT_STEP_S)
+                return
+            except queue.Full:
+                continue
+
+
 class LslInlet:
     """One EEG stream, pulled chunk by chunk with :meth:`poll`; reconnects by itself.
 
@@ -100,6 +150,7 @@ class LslInlet:
         """Why a returning stream cannot continue the night ("" when it can); set by the night."""
         self.lost = False
         self._inlet: Any = None
+        self._reader: _Reader | None = None
         self._watch: Any = None
         self._rivals_watch: Any = None
         self._rivals: set[str] = set()
@@ -110,7 +161,6 @@ class LslInlet:
         self._lost_at = 0.0
         self._next_watch_at = 0.0
         self._next_rivals_at = 0.0
-        self._buffer = np.empty((0, 0))
         self.layout = self._adopt(*self._open(info))
         self.identity = self.layout
         """The stream the night started on: what a returning stream is compared with."""
@@ -145,6 +195,7 @@ class LslInlet:
 
     def close(self) -> None:
         """Let go of the stream and of the watch for its return."""
+        self._stop_reading()
         self._inlet = None
         self._watch = None
         self._rivals_watch = None
@@ -157,13 +208,12 @@ class LslInlet:
 
     def _step(self, timeout_s: float) -> None:
         if self._inlet is not None:
-            stamps = self._pull(timeout_s)
-            if len(stamps):
+            chunk = self._next_chunk(timeout_s)
+            if chunk is not None:
                 self._last_data_at = time.monotonic()
                 if self.lost:
                     self._come_back(self.layout)
-                samples = self._buffer[: len(stamps)].astype(np.float64)
-                self._pending.append(StreamChunk(samples, stamps))
+                self._pending.append(chunk)
                 return
             if not self.lost and time.monotonic() - self._last_data_at > self.lost_after_s:
                 self._go_lost(f"no data from {self.layout.name!r} for {self.lost_after_s:g} s")
@@ -175,23 +225,30 @@ class LslInlet:
         if not self._pending and self._inlet is None:
             time.sleep(timeout_s)
 
-    def _pull(self, timeout_s: float) -> np.ndarray:
-        """Timestamps of the samples pulled into the buffer: empty after ``timeout_s``, or when it broke."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                _, stamps = self._inlet.pull_chunk(
-                    timeout=0.0, max_samples=len(self._buffer), dest_obj=self._buffer
-                )
-            except RuntimeError:  # pylsl's LostError and InternalError both derive from it
-                self._dead_uid = self.layout.uid
-                self._inlet = None
-                if not self.lost:
-                    self._go_lost(f"stream {self.layout.name!r} closed")
-                return np.empty(0)
-            if len(stamps) or time.monotonic() >= deadline:
-                return np.asarray(stamps, dtype=np.float64)
-            time.sleep(min(_WAIT_STEP_S, max(0.0, deadline - time.monotonic())))
+    def _next_chunk(self, timeout_s: float) -> StreamChunk | None:
+        """The reader's next chunk, waiting up to ``timeout_s``; None after that, or when the stream broke."""
+        reader = self._reader  # close() may drop it from another thread meanwhile
+        if reader is None:
+            return None
+        try:
+            item = reader.chunks.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if isinstance(item, StreamChunk):
+            return item
+        if not isinstance(item, RuntimeError):  # pylsl's LostError and InternalError both derive from it
+            raise item
+        self._stop_reading()
+        self._dead_uid = self.layout.uid
+        self._inlet = None
+        if not self.lost:
+            self._go_lost(f"stream {self.layout.name!r} closed")
+        return None
+
+    def _stop_reading(self) -> None:
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
 
     def _watch_for_identity(self) -> Any:
         """A resolver for streams that may be the night's: by source id (or name), or any when accepted."""
@@ -307,8 +364,10 @@ class LslInlet:
         return inlet, layout
 
     def _adopt(self, inlet: Any, layout: StreamLayout) -> StreamLayout:
+        """Read ``inlet`` from now on; what the previous one still held is dropped with it."""
         rows = self.chunk_samples or max(256, int(layout.sfreq_hz) + 1)
-        self._buffer = np.empty((rows, layout.n_channels), dtype=_NUMPY_DTYPES[layout.channel_format])
+        self._stop_reading()
+        self._reader = _Reader(inlet, rows, layout.n_channels, _NUMPY_DTYPES[layout.channel_format])
         self._inlet = inlet
         self._last_data_at = time.monotonic()
         return layout
