@@ -80,8 +80,9 @@ def live_table(live: dict[str, Any]) -> TableData:
     table = TableData(
         "Live path per epoch (ms, median / p99)",
         ("stream", "features", "Mamba step", "features + step", "model state", "RSS"),
-        caption=f"{live['model']}: d_model {live['config']['d_model']}, {live['config']['n_layers']} Mamba "
-        f"layers, {live['n_parameters']:,} parameters; last {live['window_epochs']} epochs before each mark.",
+        caption=f"{live['model']}: {_members(live['config'])}d_model {live['config']['d_model']}, "
+        f"{live['config']['n_layers']} Mamba layers, {live['n_parameters']:,} parameters in all (the step "
+        f"column steps every network); last {live['window_epochs']} epochs before each mark.",
     )
     for mark in live["marks"]:
         table.rows.append(
@@ -95,6 +96,12 @@ def live_table(live: dict[str, Any]) -> TableData:
             )
         )
     return table
+
+
+def _members(config: dict[str, Any]) -> str:
+    """ "an ensemble of 3 networks, each " for an ensemble; "" for one network."""
+    n_members = int(config.get("n_members", 1))
+    return f"an ensemble of {n_members} networks, each " if n_members > 1 else ""
 
 
 def mamba_table(mamba: dict[str, Any]) -> TableData:
