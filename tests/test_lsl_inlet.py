@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -204,3 +205,27 @@ def test_predicate_quotes_any_name() -> None:
     assert stream_predicate(name="Muse", source_id="x") == "name='Muse' and source_id='x'"
     assert stream_predicate(name="Bob's") == 'name="Bob\'s"'
     assert stream_predicate(name="a'b\"c") == "name=concat('a', \"'\", 'b\"c')"
+
+
+def readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "streamstage-lsl-reader" and t.is_alive()]
+
+
+def test_a_consumer_far_behind_loses_nothing_and_close_ends_the_reader() -> None:
+    """More chunks than the reader may queue wait in liblsl's buffer, then come in order; close stops it."""
+    name = unique()
+    outlet = eeg_outlet(name, f"sid-{name}")
+    before = len(readers())
+    with LslInlet.open(name=name, timeout_s=2.0, chunk_samples=50) as inlet:
+        assert outlet.wait_for_consumers(2.0)
+        assert len(readers()) == before + 1
+        n = 5000  # 100 chunks of 50 against a queue of a few
+        push(outlet, indexed(0, n), 0, pylsl.local_clock(), (1000,))
+        time.sleep(0.5)  # the consumer is busy: the reader fills its queue and stops pulling
+        chunks, events = drain(inlet, n)
+    assert events == []
+    assert np.array_equal(np.concatenate([c.samples for c in chunks]), indexed(0, n).astype(np.float64))
+    deadline = time.monotonic() + 2.0
+    while len(readers()) > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(readers()) == before
