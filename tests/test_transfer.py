@@ -239,15 +239,30 @@ def test_an_anchored_reference_is_exactly_gain_invariant_and_saved_with_the_mode
     assert loaded.model_id == model.model_id != plain.model_id  # the reference is part of the model
 
 
-def test_stage_says_which_model_stages_and_why(tmp_path, capsys):
+def _psg_edf(path, n_epochs: int = 4):
     import edfio
 
-    eeg = SyntheticEEG(HYPNOGRAM[:4], 100.0, seed=2).generate()[0]
+    eeg = SyntheticEEG(HYPNOGRAM[:n_epochs], 100.0, seed=2).generate()[0]
     signals = [
-        edfio.EdfSignal(eeg, 100.0, label=label, physical_dimension="uV", physical_range=(-1000, 1000))
-        for label in ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal")
+        edfio.EdfSignal(eeg * gain, 100.0, label=label, physical_dimension="uV", physical_range=(-1000, 1000))
+        for gain, label in ((1.0, "EEG Fpz-Cz"), (0.7, "EEG Pz-Oz"), (1.5, "EOG horizontal"))
     ]
-    edfio.Edf(signals).write(tmp_path / "psg.edf")
+    edfio.Edf(signals).write(path)
+    return path
+
+
+def test_the_shipped_psg_model_stages_a_psg(tmp_path, capsys):
+    model = load_model("psg")
+    assert model.channels == ("Fpz-Cz", "Pz-Oz", "EOG horizontal") and model.normalizer.anchor is not None
+    assert model.training["best_val_kappa"] > 0.7
+    out = tmp_path / "night"
+    assert main(["stage", str(_psg_edf(tmp_path / "psg.edf", 6)), "--model", "psg", "--out", str(out)]) == 0
+    assert "as asked: PSG" in capsys.readouterr().err
+    assert len((out / "hypnogram.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_stage_says_which_model_stages_and_why(tmp_path, capsys):
+    _psg_edf(tmp_path / "psg.edf")
     assert main(["stage", str(tmp_path / "psg.edf"), "--out", str(tmp_path / "a")]) == 0
     said = capsys.readouterr().err
     assert "the shipped default model" in said and "the default" in said and "--model psg" in said

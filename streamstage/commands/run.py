@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         )
         inlet.refusal = session.refusal
         _continue(session, saved)
-        console.print(model_choice(args.model, model, inlet.layout.labels))
+        console.print(model_choice(args.model, model, inlet.layout.labels), soft_wrap=True)
         console.print(
             f"staging {', '.join(session.montage.labels)} of '{inlet.layout.name}' "
             f"({inlet.layout.sfreq_hz:g} Hz) with {model.source}; night folder {folder}"

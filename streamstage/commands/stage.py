@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     stream = StreamChoice(args.xdf_name, args.xdf_type, args.xdf_source_id)
     labels = _labels(args.file, stream)
-    console.print(model_choice(args.model, model, labels))
+    console.print(model_choice(args.model, model, labels), soft_wrap=True)
     channels = args.channel or _default_channels(args.file, labels, model.channels, console)
     source = RecordingSource.open(args.file, channels, args.reference, stream)
     out = args.out or default_night_folder()
