@@ -85,8 +85,8 @@ def bench_lsl_replay(
     """Replay ``path`` as LSL stream ``stream_name`` at maximum speed and stage it as live.
 
     ``chunk_s`` is how much the replay pushes and the inlet pulls at once; None keeps the live defaults
-    (1-s chunks). A consumer behind a fast source may pull more at once, and then pays the per-chunk costs
-    of the signal path (filter state, resampler, quality meter: ~0.1 ms each) less often.
+    (the replay pushes 1-s chunks; the inlet pulls up to 30 s when behind, so it pays the per-chunk costs of
+    the signal path, ~0.1 ms each, less often).
     """
     source = EdfSource(path, [channel])
     buffer_s = source.duration_s + 60.0

@@ -201,7 +201,7 @@ def startup_table(startup: list[dict[str, Any]]) -> TableData:
 THROUGHPUT_PATHS = {
     "file": "EDF -> streaming pipeline (stage_recording)",
     "lsl": "LSL replay (max speed, 30-s chunks) -> inlet -> regularizer -> pipeline",
-    "lsl_live_chunks": "the same with the live default of 1-s chunks",
+    "lsl_live_chunks": "the same with the live defaults (1-s pushes; the inlet pulls up to 30 s when behind)",
     "yasa": "YASA SleepStaging (offline, EEG only, in memory)",
 }
 

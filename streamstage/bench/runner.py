@@ -53,7 +53,7 @@ class BenchSizes:
     """Runs of the file and LSL nights; the fastest is reported (on a shared machine the others' load
     only ever adds time), all of them are kept in the JSON."""
     lsl_chunk_s: float = 30.0
-    """What the LSL replay pushes and the inlet pulls at once (a run at the live default, 1 s, beside it)."""
+    """What the LSL replay pushes and the inlet pulls at once (a run at the live defaults beside it)."""
 
     @property
     def marks_epochs(self) -> tuple[int, ...]:

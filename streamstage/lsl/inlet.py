@@ -24,6 +24,7 @@ samples on a regular grid.
 from __future__ import annotations
 
 import inspect
+import math
 import queue
 import threading
 import time
@@ -54,8 +55,12 @@ _NUMPY_DTYPES = {
 }
 _WAIT_STEP_S = 0.01
 """How often the reader looks at an empty inlet again (what arrived meanwhile makes one chunk)."""
-_QUEUED_CHUNKS = 4
-"""Chunks the reader may pull ahead of the consumer; beyond, the backlog waits in liblsl's buffer."""
+_CATCH_UP_S = 30.0
+"""The default bound of a chunk, in seconds of the stream (see :class:`LslInlet`)."""
+_QUEUED_S = 30.0
+"""About how much of the stream (at least 4 chunks) the reader may pull ahead of the consumer; beyond, the
+backlog waits in liblsl's buffer. A few chunks would do for the data, but then a consumer catching up
+waits on a wake-up of the reader at nearly every chunk, which a busy machine makes slow."""
 _RESOLVE_EVERY_S = 0.25
 """How often the watch for a lost stream's return is consulted."""
 _OPEN_TIMEOUT_S = 5.0
@@ -88,8 +93,10 @@ class _Reader:
     """Pulls one pylsl inlet in a thread of its own: chunks of up to ``rows`` samples, in order, in
     :attr:`chunks`, then the error that ended it (pylsl's ``LostError`` when the stream closed)."""
 
-    def __init__(self, inlet: Any, rows: int, n_channels: int, dtype: type[np.generic]) -> None:
-        self.chunks: queue.Queue[StreamChunk | Exception] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+    def __init__(
+        self, inlet: Any, rows: int, n_channels: int, dtype: type[np.generic], queued_chunks: int
+    ) -> None:
+        self.chunks: queue.Queue[StreamChunk | Exception] = queue.Queue(maxsize=queued_chunks)
         self._stop = threading.Event()
         buffer = np.empty((rows, n_channels), dtype=dtype)
         self._thread = threading.Thread(
@@ -130,7 +137,9 @@ class LslInlet:
     """One EEG stream, pulled chunk by chunk with :meth:`poll`; reconnects by itself.
 
     Open it with :meth:`open` (which resolves the stream) or from a resolved ``pylsl.StreamInfo``.
-    ``chunk_samples`` bounds a chunk (default: about a second of samples); ``buffer_s`` is how much liblsl
+    ``chunk_samples`` bounds a chunk (default: 30 s of samples, which only a backlog fills: a stream that
+    keeps up comes in what arrived since the last look, ~10 ms; a consumer catching up pays the per-chunk
+    costs of the signal path 30 times less often than with 1-s chunks); ``buffer_s`` is how much liblsl
     keeps while the caller is busy.
     """
 
@@ -365,9 +374,11 @@ class LslInlet:
 
     def _adopt(self, inlet: Any, layout: StreamLayout) -> StreamLayout:
         """Read ``inlet`` from now on; what the previous one still held is dropped with it."""
-        rows = self.chunk_samples or max(256, int(layout.sfreq_hz) + 1)
+        rows = self.chunk_samples or max(256, math.ceil(_CATCH_UP_S * layout.sfreq_hz))
         self._stop_reading()
-        self._reader = _Reader(inlet, rows, layout.n_channels, _NUMPY_DTYPES[layout.channel_format])
+        queued = max(4, math.ceil(_QUEUED_S * layout.sfreq_hz / rows))
+        dtype = _NUMPY_DTYPES[layout.channel_format]
+        self._reader = _Reader(inlet, rows, layout.n_channels, dtype, queued)
         self._inlet = inlet
         self._last_data_at = time.monotonic()
         return layout
