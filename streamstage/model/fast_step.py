@@ -132,7 +132,6 @@ class _Scratch:
         self.xc = buffer(rows, d_inner)
         self.dbc = buffer(rows, layers[0].w_x.shape[1])
         self.delta = buffer(rows, d_inner)
-        self.b_t = buffer(d_state, rows)
         self.dx = buffer(rows, d_inner)
         self.y = buffer(rows, 1, d_inner)
         self.grid = buffer(d_state, rows * d_inner)
@@ -145,14 +144,13 @@ class _Scratch:
         else:
             self.decay_a = [np.tile(layer.A_log2e, (1, rows)) for layer in layers]
         self.t_erf, self.t_xc, self.t_delta = map(torch.from_numpy, (self.erf, self.xc, self.delta))
-        self.t_b = torch.from_numpy(self.b_t)[:, :, None]
         self.t_dx = torch.from_numpy(self.dx)[None]
         self.t_z = torch.from_numpy(self.xz)[:, d_inner:]
         # Views, made once: slicing costs as much as a small operator.
         dt_rank = layers[0].w_dt.shape[0]
         self.x_in, self.z = self.xz[:, :d_inner], self.xz[:, d_inner:]
         self.dt = self.dbc[:, :dt_rank]
-        self.b_rows = self.dbc[:, dt_rank : dt_rank + d_state].T
+        self.t_b = torch.from_numpy(self.dbc)[:, dt_rank : dt_rank + d_state].T[:, :, None]  # strided
         self.c_rows = self.dbc[:, None, dt_rank + d_state :]
         self.y_rows = self.y[:, 0]
         self.t_y = torch.from_numpy(self.y_rows)
@@ -392,7 +390,6 @@ def _layer_step(w: _Layer, s: _Scratch, decay_a: np.ndarray | torch.Tensor, stat
         np.exp2(grid, out=grid)
     ssm *= s.grid_state
     np.multiply(delta, xc, out=s.dx)
-    np.copyto(s.b_t, s.b_rows)
     state.ssm_t.addcmul_(s.t_b, s.t_dx)
     np.matmul(s.c_rows, state.ssm_by_stream, out=s.y)  # y = C h + D x
     s.t_y.addcmul_(s.t_xc, w.D)
