@@ -1,5 +1,5 @@
 """The night's raw signal kept in its folder: ``raw.bdf`` (BDF+, :mod:`streamstage.io.raw_record`) and its
-stages and events as ``raw.annotations.edf`` beside it.
+stages and events as ``raw.annotations.edf`` beside it, written when the night ends.
 
 A sample's place in the file is its index on the night's time axis (the signal path's sample count), so a
 resumed night continues the same file: samples the file already holds are not written twice, samples it
@@ -48,10 +48,11 @@ class RawSink:
         self.writer.append(block.samples_uv[max(ahead, 0) :])
 
     def push(self, epoch: StagedEpoch) -> None:
-        """An epoch was written: flush the raw file and bring its annotations up to date."""
+        """An epoch was written: flush the raw file (a constant cost per epoch). The annotations are
+        rebuilt from the whole night, so only at its end (:meth:`close`); after a crash the resumed night's
+        end writes them."""
         if self.writer is not None:
             self.writer.flush()
-            self._write_annotations()
 
     def close(self) -> None:
         if self.writer is not None:
