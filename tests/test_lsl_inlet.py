@@ -187,7 +187,7 @@ def test_no_matching_stream_lists_the_streams_seen() -> None:
 def test_two_matching_streams_are_ambiguous() -> None:
     name = unique()
     _first, _second = eeg_outlet(name, f"sid-a-{name}"), eeg_outlet(name, f"sid-b-{name}")
-    time.sleep(0.2)
+    time.sleep(1.0)  # both outlets announced before the search: a loaded machine is slow to start them
     with pytest.raises(StreamError, match=r"2 LSL streams match .*--source-id"):
         LslInlet.open(name=name, timeout_s=1.0)
 
