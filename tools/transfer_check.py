@@ -40,7 +40,7 @@ from streamstage.model.checkpoint import StagingModel, load_model
 from streamstage.model.ensemble import EnsembleNet, networks
 from streamstage.offline import RecordingSource, stage_recording
 from streamstage.stats import confusion_matrix
-from streamstage.training.joins import EPOCHS_PER_MINUTE, MINUTE_BINS, bin_label
+from streamstage.training.joins import scores_by_minutes
 from streamstage.training.metrics import StagingScores
 
 FRONTAL_PSG_CHANNEL = "FP1-A1"
@@ -101,18 +101,7 @@ def scores_record(scores: StagingScores) -> dict[str, Any]:
 
 
 def by_minutes(truth: list[np.ndarray], predicted: list[np.ndarray]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for low, high in MINUTE_BINS:
-        keep_truth, keep_predicted = [], []
-        for labels, stages in zip(truth, predicted, strict=True):
-            since = np.arange(len(labels)) / EPOCHS_PER_MINUTE
-            keep = (since >= low) & (since < high if high is not None else True)
-            keep_truth.append(labels[keep])
-            keep_predicted.append(stages[keep])
-        scores = StagingScores(confusion_matrix(np.concatenate(keep_truth), np.concatenate(keep_predicted)))
-        if scores.n_epochs:
-            out[bin_label(low, high)] = scores_record(scores)
-    return out
+    return {k: scores_record(v) for k, v in scores_by_minutes(truth, predicted).items() if v.n_epochs}
 
 
 def yasa_stages(recording: Recording, n_epochs: int) -> np.ndarray | None:

@@ -71,23 +71,32 @@ class JoinScores:
         }
 
 
+def scores_by_minutes(
+    truth: Sequence[np.ndarray], predicted: Sequence[np.ndarray]
+) -> dict[str, StagingScores]:
+    """Pooled scores per :data:`MINUTE_BINS` bin of streams that each start at their first epoch (a join, or
+    a recording's first sample): ``truth`` and ``predicted`` stages per stream."""
+    scores = {}
+    for low, high in MINUTE_BINS:
+        kept_truth, kept_predicted = [], []
+        for labels, stages in zip(truth, predicted, strict=True):
+            since = np.arange(len(labels)) / EPOCHS_PER_MINUTE
+            keep = (since >= low) & (since < high if high is not None else True)
+            kept_truth.append(labels[keep])
+            kept_predicted.append(stages[keep])
+        matrix = confusion_matrix(np.concatenate(kept_truth), np.concatenate(kept_predicted))
+        scores[bin_label(low, high)] = StagingScores(matrix)
+    return scores
+
+
 def join_scores(model: StagingModel, nights: Sequence[Night], joins: Sequence[tuple[int, int]]) -> JoinScores:
     """Stage each ``(night, join)`` cold from its join; score by minutes since the join against the truth,
     beside the same epochs of the night staged from its start."""
     whole = stage_feature_nights(model, nights)
     joined = stage_feature_nights(model, [nights[i] for i, _ in joins], [j for _, j in joins])
-    scores: dict[str, StagingScores] = {}
-    reference: dict[str, StagingScores] = {}
-    for low, high in MINUTE_BINS:
-        truth, from_join, from_start = [], [], []
-        for (index, join), probs in zip(joins, joined, strict=True):
-            since = np.arange(len(probs)) / EPOCHS_PER_MINUTE
-            keep = (since >= low) & (since < high if high is not None else True)
-            truth.append(nights[index].labels[join:][keep])
-            from_join.append(probs[keep].argmax(axis=-1))
-            from_start.append(whole[index][join:][keep].argmax(axis=-1))
-        label = bin_label(low, high)
-        labels = np.concatenate(truth)
-        scores[label] = StagingScores(confusion_matrix(labels, np.concatenate(from_join)))
-        reference[label] = StagingScores(confusion_matrix(labels, np.concatenate(from_start)))
-    return JoinScores(scores, reference)
+    truth = [nights[index].labels[join:] for index, join in joins]
+    from_start = [whole[index][join:].argmax(axis=-1) for index, join in joins]
+    return JoinScores(
+        scores_by_minutes(truth, [probs.argmax(axis=-1) for probs in joined]),
+        scores_by_minutes(truth, from_start),
+    )
