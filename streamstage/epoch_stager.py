@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from streamstage.errors import ModelError
-from streamstage.features import CAUSAL, CausalNormalizer
+from streamstage.features import CausalNormalizer
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.ensemble import networks
 from streamstage.model.fast_step import FastStepper
@@ -39,7 +39,7 @@ class EpochStager:
     """
 
     def __init__(self, model: StagingModel, batch_size: int = 1) -> None:
-        if model.normalizer.method != CAUSAL or model.config.bidirectional:
+        if not model.streams:
             raise ModelError(
                 f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
                 "and cannot stage a stream; use a causal model."

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from streamstage.errors import ModelError
-from streamstage.features import RECIPE, NormalizerConfig
+from streamstage.features import CAUSAL, RECIPE, NormalizerConfig
 from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
 
@@ -65,6 +65,11 @@ class StagingModel:
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
+
+    @property
+    def streams(self) -> bool:
+        """Whether it can stage a stream: causal network and normalisation, not an offline reference."""
+        return self.normalizer.method == CAUSAL and not self.config.bidirectional
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())

@@ -16,15 +16,11 @@ import numpy as np
 import torch
 
 from streamstage.epoch_stager import EpochStager
-from streamstage.features import CAUSAL, NIGHT_ZSCORE, CausalNormalizer, zscore_night
+from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, zscore_night
 from streamstage.model.checkpoint import StagingModel
 from streamstage.stats import confusion_matrix
 from streamstage.training.data import Night
 from streamstage.training.metrics import StagingScores
-
-
-def is_streaming(model: StagingModel) -> bool:
-    return model.normalizer.method == CAUSAL and not model.config.bidirectional
 
 
 def stage_feature_nights(
@@ -71,9 +67,7 @@ def offline_reference_probs(model: StagingModel, nights: Sequence[Night]) -> lis
 
 def night_probs(model: StagingModel, nights: Sequence[Night]) -> list[np.ndarray]:
     """Each night's probabilities: streamed as live, or whole-night for an offline reference model."""
-    return (
-        stage_feature_nights(model, nights) if is_streaming(model) else offline_reference_probs(model, nights)
-    )
+    return stage_feature_nights(model, nights) if model.streams else offline_reference_probs(model, nights)
 
 
 def score_nights(model: StagingModel, nights: Sequence[Night]) -> StagingScores:

@@ -13,7 +13,7 @@ from streamstage.model.stager import StagerConfig
 from streamstage.training.data import Night, subject_folds, subjects_of
 from streamstage.training.joins import JoinScores, join_scores, random_joins
 from streamstage.training.metrics import StagingScores
-from streamstage.training.predict import is_streaming, score_nights
+from streamstage.training.predict import score_nights
 from streamstage.training.train import TrainConfig, train_ensemble
 
 SEDF20_SUBJECTS = tuple(f"{i:02d}" for i in range(20))
@@ -79,7 +79,7 @@ def cross_validate(
             },
         }
         records.append(record)
-        if joins_per_night and is_streaming(model):
+        if joins_per_night and model.streams:
             joins = random_joins(test, joins_per_night, seed=train_config.seed + fold_index)
             join_results.append(join_scores(model, test, joins))
         if on_fold:
