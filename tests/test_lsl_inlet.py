@@ -14,7 +14,7 @@ from streamstage.errors import StreamError
 from streamstage.lsl.inlet import SIGNAL_BACK, SIGNAL_LOST, LslInlet, StreamChunk, StreamEvent
 from streamstage.lsl.meta import write_channels
 from streamstage.lsl.resolve import stream_predicate
-from streamstage.lsl.timing import TimestampRegularizer
+from streamstage.signal.timing import TimestampRegularizer
 
 FS = 1000.0
 

@@ -108,9 +108,9 @@ def test_replay_into_run_gives_the_hypnogram_of_stage(night_uv, night_edf, tmp_p
 
 
 def test_killed_run_resumes_and_continues_like_an_uninterrupted_run(night_uv, tmp_path):
-    from streamstage.lsl.timing import make_regularizer
     from streamstage.model.checkpoint import load_model
     from streamstage.pipeline import StagingPipeline
+    from streamstage.signal.timing import make_regularizer
 
     name = f"kill-{uuid.uuid4().hex[:8]}"
     folder = tmp_path / "night"

@@ -21,9 +21,9 @@ from streamstage.bench.measure import latency_summary
 from streamstage.lsl.inlet import LslInlet, StreamChunk
 from streamstage.lsl.resolve import resolve_stream
 from streamstage.lsl.sources import EdfSource
-from streamstage.lsl.timing import make_regularizer
 from streamstage.model.checkpoint import StagingModel
 from streamstage.pipeline import StagingPipeline
+from streamstage.signal.timing import make_regularizer
 
 IDLE_AFTER_DONE_S = 10.0
 """Once the replay has pushed everything, this long without a chunk means the night is through (only

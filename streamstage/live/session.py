@@ -35,14 +35,14 @@ from streamstage.live.resume import STATE_FORMAT, check_resumable, stream_identi
 from streamstage.live.sinks import EpochSink, NightSinks, SignalBlock, SignalSink
 from streamstage.live.timeline import NightTimeline
 from streamstage.live.units import UnitDecision, decide_units, staged_sources
-from streamstage.lsl.grid import RegularChunk
 from streamstage.lsl.meta import StreamLayout
-from streamstage.lsl.timing import make_regularizer
 from streamstage.model.checkpoint import StagingModel
 from streamstage.output import NightWriter, WrittenEpoch, damaged_state
 from streamstage.pipeline import StagingPipeline
 from streamstage.records import StagedEpoch
 from streamstage.signal.channels import Montage
+from streamstage.signal.grid import RegularChunk
+from streamstage.signal.timing import make_regularizer
 
 log = logging.getLogger(__name__)
 IRREGULAR_GRID_HZ = 100.0

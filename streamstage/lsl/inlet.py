@@ -17,7 +17,7 @@ Samples are pulled by a reader thread of the inlet's own (liblsl's waits and cop
 they overlap with staging the previous chunk) into one preallocated buffer, and handed out in order as
 float64 in the stream's own units through a queue of about 30 s (a consumer further behind leaves the rest
 in liblsl's bounded buffer, as without the thread). Time stamps are mapped onto this machine's LSL clock
-(``proc_clocksync``), so gaps and restarts show in them and :mod:`streamstage.lsl.timing` can put the
+(``proc_clocksync``), so gaps and restarts show in them and :mod:`streamstage.signal.timing` can put the
 samples on a regular grid.
 """
 

@@ -1,6 +1,6 @@
 """The timestamp regularizer's fast path: a run of on-time samples placed at once, in vectorised NumPy.
 
-:class:`~streamstage.lsl.timing.TimestampRegularizer` defines its rules sample by sample, and that loop
+:class:`~streamstage.signal.timing.TimestampRegularizer` defines its rules sample by sample, and that loop
 stays the reference. Nearly every sample of a night is on time, though: it extends the rate fit, the
 jitter estimate and the grid by one, and is copied to the next slot. For such samples the per-sample
 recurrences have closed forms over a whole run (exponentially weighted sums, as cumulative sums), so

@@ -14,9 +14,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamstage.lsl.grid import RegularChunk
-from streamstage.lsl.interpolate import IrregularResampler
-from streamstage.lsl.timing import TimestampRegularizer
+from streamstage.signal.grid import RegularChunk
+from streamstage.signal.interpolate import IrregularResampler
+from streamstage.signal.timing import TimestampRegularizer
 
 FS = 256.0
 

@@ -1,6 +1,6 @@
 """What both regularizers produce: samples on a regular grid of stream time, with a missing mask.
 
-Shared by :mod:`streamstage.lsl.timing` (regular-rate streams) and :mod:`streamstage.lsl.interpolate`
+Shared by :mod:`streamstage.signal.timing` (regular-rate streams) and :mod:`streamstage.signal.interpolate`
 (irregular ones), together with the counters they keep and the checks their saved state goes through.
 """
 

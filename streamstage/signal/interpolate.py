@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from streamstage.lsl.grid import (
+from streamstage.signal._state import restored_array, restored_value
+from streamstage.signal.grid import (
     ON_SLOT,
     RegularChunk,
     SlotWriter,
@@ -22,7 +23,6 @@ from streamstage.lsl.grid import (
     checked_chunk,
     restored_counters,
 )
-from streamstage.signal._state import restored_array, restored_value
 
 RUN_WINDOW = 256
 """Samples tried at once after one that needed the per-sample rules (doubling while all are plain)."""

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamstage.lsl.grid import (
+from streamstage.signal._state import restored_value
+from streamstage.signal.grid import (
     RegularChunk,
     SlotWriter,
     TimingCounters,
@@ -39,9 +40,8 @@ from streamstage.lsl.grid import (
     checked_chunk,
     restored_counters,
 )
-from streamstage.lsl.interpolate import IrregularResampler
-from streamstage.lsl.ontime import FitState, OnTimePath, Rules
-from streamstage.signal._state import restored_value
+from streamstage.signal.interpolate import IrregularResampler
+from streamstage.signal.ontime import FitState, OnTimePath, Rules
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class TimestampRegularizer:
     the measured rate is compared with the nominal; ``max_gap_s`` the longest gap still filled with NaN
     slots (longer ones start a new segment, so one chunk never carries hours of NaN); ``min_reset_s`` how
     far time must go backwards to count as a clock reset rather than jitter. Runs of on-time samples go
-    through :mod:`~streamstage.lsl.ontime` in vectorised NumPy, with the same output; ``vectorised=False``
+    through :mod:`~streamstage.signal.ontime` in vectorised NumPy, with the same output; ``vectorised=False``
     places every sample by the per-sample rules, the reference that path is tested against.
     """
 

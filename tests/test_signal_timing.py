@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamstage.errors import ResumeError
-from streamstage.lsl.grid import RegularChunk
-from streamstage.lsl.interpolate import IrregularResampler
-from streamstage.lsl.timing import TimestampRegularizer, make_regularizer
+from streamstage.signal.grid import RegularChunk
+from streamstage.signal.interpolate import IrregularResampler
+from streamstage.signal.timing import TimestampRegularizer, make_regularizer
 
 FS = 256.0
 T0 = 5000.0
@@ -122,7 +122,7 @@ def test_d_off_nominal_rate_stays_aligned_and_is_reported_once(rate_factor: floa
     stamps = T0 + np.arange(n) / actual_hz
     x = signal(n)
     regularizer = TimestampRegularizer(2, FS, rate_check_s=20.0)
-    with caplog.at_level(logging.WARNING, logger="streamstage.lsl.timing"):
+    with caplog.at_level(logging.WARNING, logger="streamstage.signal.timing"):
         out = feed(regularizer, x, stamps, sizes=(25,))
     # Every real sample sits within about a slot of its true stream time, however long the night.
     source_row = np.searchsorted(x[:, 0], out.samples[~out.empty_slots, 0], sorter=np.argsort(x[:, 0]))
