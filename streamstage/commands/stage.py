@@ -1,25 +1,30 @@
-"""``streamstage stage``: offline staging of a recorded EDF or XDF through the live pipeline."""
+"""``streamstage stage``: offline staging of recorded EDF or XDF files through the live pipeline, one file
+or a whole archive in parallel."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from streamstage.io.xdf import StreamChoice
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "stage",
         help="stage a recorded EDF file offline (same pipeline as live)",
-        description="Stage a recording through the same streaming pipeline used live and write its "
-        "hypnogram (CSV with per-stage probabilities).",
+        description="Stage recordings through the same streaming pipeline used live and write each one's "
+        "hypnogram (CSV with per-stage probabilities). One file is staged into --out itself. Several "
+        "files, a folder (searched recursively) or a glob are an archive: staged in parallel, each into "
+        "its own folder under --out, named after the file, with summary.csv beside them. A file counts as "
+        "finished when its folder holds done.json (written last) whose recorded size and modification "
+        "time still match the file's; a second run skips finished files and stages changed ones again.",
     )
-    parser.add_argument("file", type=Path, help="EDF, EDF+, BDF or XDF recording")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="RECORDING",
+        help="EDF, EDF+, BDF or XDF recordings, folders of them or globs (quote globs: 'archive/**/*.edf')",
+    )
     parser.add_argument(
         "--channel",
         nargs="+",
@@ -30,7 +35,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", help="a shipped model by name (default, psg) or a checkpoint file (default: default)"
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: a new dated folder under ./nights)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder: the night folder of one file, or the folder holding an archive's night folders "
+        "(default: a new dated folder under ./nights; pass the same --out again to resume an archive)",
+    )
+    archive = parser.add_argument_group("archives (several files, a folder or a glob)")
+    archive.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="local worker processes (default: the number of CPUs, %(default)s here)",
+    )
+    archive.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="stage on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) instead of a local pool; "
+        "needs `pip install 'streamstage[dask]'`, streamstage on every worker and the files and --out at "
+        "the same paths there",
+    )
+    archive.add_argument("--force", action="store_true", help="stage finished files again")
     add_xdf_stream_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -44,58 +69,34 @@ def add_xdf_stream_arguments(parser: argparse.ArgumentParser, prefix: str = "") 
         group.add_argument(f"--{prefix}{field}", dest="xdf_" + field.replace("-", "_"), help=f"its {words}")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    import torch  # here, not at the top: `streamstage --help` must not wait for torch
     from rich.console import Console
 
+    from streamstage.archive import StagingOptions, stage_files
     from streamstage.io.xdf import StreamChoice
-    from streamstage.model.checkpoint import load_model
-    from streamstage.model.choice import model_choice
-    from streamstage.offline import RecordingSource, stage_recording
-    from streamstage.output import NightWriter, default_night_folder
 
-    torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
-    console = Console(stderr=True)
-    model = load_model(args.model)
-    stream = StreamChoice(args.xdf_name, args.xdf_type, args.xdf_source_id)
-    labels = _labels(args.file, stream)
-    console.print(model_choice(args.model, model, labels), soft_wrap=True)
-    channels = args.channel or _default_channels(args.file, labels, model.channels, console)
-    source = RecordingSource.open(args.file, channels, args.reference, stream)
-    out = args.out or default_night_folder()
-    with NightWriter(out) as writer:
-        writer.write_event(
-            "stage_file",
-            file=str(args.file),
-            channels=list(source.channel_labels),
-            sfreq=source.sfreq,
-            model=model.source,
-            model_id=model.model_id,
-        )
-        staged = stage_recording(source, model)
-        for epoch in staged:
-            writer.write_epoch(epoch)
-    console.print(
-        f"staged {len(staged)} epochs of {args.file.name} ({', '.join(source.channel_labels)}) "
-        f"-> {writer.hypnogram_path}"
+    options = StagingOptions(
+        channels=tuple(args.channel) if args.channel else None,
+        reference=args.reference,
+        stream=StreamChoice(args.xdf_name, args.xdf_type, args.xdf_source_id),
+        model=args.model,
     )
-    return 0
-
-
-def _labels(path: Path, stream: StreamChoice) -> list[str]:
-    from streamstage.io.edf import EdfRecording
-    from streamstage.io.xdf import XdfRecording, is_xdf
-
-    return XdfRecording.open(path, stream).labels if is_xdf(path) else EdfRecording.open(path).labels
-
-
-def _default_channels(
-    path: Path, labels: list[str], model_channels: tuple[str, ...], console: Console
-) -> list[str]:
-    """The channel ``run`` would stage on a stream with this file's labels, said when it is a fallback."""
-    from streamstage.live.channels import pick_montage
-
-    chosen = list(pick_montage(labels, model_channels).labels)
-    if chosen != list(model_channels):
-        console.print(f"{path.name} has no {', '.join(model_channels)}: staging {', '.join(chosen)} instead")
-    return chosen
+    return stage_files(
+        args.files,
+        args.out,
+        options,
+        Console(stderr=True),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        force=args.force,
+    )
