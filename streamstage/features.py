@@ -151,7 +151,7 @@ REL_LOG_EPS = 1e-6
 
 def relative_logs(features: np.ndarray) -> np.ndarray:
     """``log(rel + 1e-6)`` of features ``(..., 10)``: what the stage anchor's classifier reads."""
-    relative = np.clip(np.asarray(features, dtype=np.float64)[..., N_BANDS:], 0.0, None)
+    relative = np.clip(np.asarray(features, dtype=np.float64)[..., N_BANDS:N_FEATURES], 0.0, None)
     return np.log(relative + REL_LOG_EPS)
 
 

@@ -1,9 +1,12 @@
 """The one staging pipeline: raw samples in, :class:`~streamstage.records.StagedEpoch` out.
 
 Live LSL, EDF replay, offline staging of a file and evaluation all feed this same object, so what is
-measured offline is what runs at night. Per epoch the work is constant: one Welch PSD, one normaliser
-update and one Mamba step; the state (filter, resampler, epoch buffer, normaliser mean, SSM state and conv
-cache) has a fixed size however long the night.
+measured offline is what runs at night. Per epoch the work is constant: one Welch PSD (a feature model) or
+the front end stepped over the epoch's samples as they come (a raw model), one normaliser update and one
+Mamba step; the state (filter, resampler, epoch buffer, front end, normaliser mean, SSM state and conv
+cache) has a fixed size however long the night. A raw model also gives a provisional stage of the epoch in
+progress every ``provisional_every_s`` seconds (:meth:`StagingPipeline.take_provisional`), a peek that
+leaves the committed state as it is.
 """
 
 from __future__ import annotations
@@ -17,12 +20,19 @@ from streamstage.epoch_stager import EpochStager
 from streamstage.errors import ResumeError
 from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
-from streamstage.records import UNKNOWN, StagedEpoch
+from streamstage.model.raw_model import RawFeatureStream
+from streamstage.records import UNKNOWN, ProvisionalStage, StagedEpoch
 from streamstage.signal.path import Epoch, SignalConfig, SignalPath
+
+PROVISIONAL_EVERY_S = 5.0
+"""Default spacing of a raw model's provisional stages within the epoch in progress."""
 
 
 class StagingPipeline:
-    """Signal path + features + model for one stream of ``n_channels`` derived channels (in µV)."""
+    """Signal path + features (or the raw front end) + model for one stream of derived channels (in µV).
+
+    ``provisional_every_s`` (a raw model only; None: never) spaces the provisional stages.
+    """
 
     def __init__(
         self,
@@ -31,6 +41,7 @@ class StagingPipeline:
         start_time_s: float = 0.0,
         signal_config: SignalConfig | None = None,
         clip_range_uv: tuple[float, float] | None = None,
+        provisional_every_s: float | None = PROVISIONAL_EVERY_S,
     ) -> None:
         self.model = model
         self.signal = SignalPath(
@@ -42,6 +53,12 @@ class StagingPipeline:
         )
         self.stager = EpochStager(model)
         self.n_epochs = 0
+        channels = len(model.channels)
+        self.raw = None if model.front_end is None else RawFeatureStream(model.front_end, channels)
+        every = provisional_every_s if self.raw is not None else None
+        self._provisional_every = None if not every else round(every * self.signal.config.model_sfreq)
+        self._provisional_mark = 0
+        self._provisional: list[ProvisionalStage] = []
 
     @property
     def sfreq_in(self) -> float:
@@ -49,7 +66,46 @@ class StagingPipeline:
 
     def push(self, chunk_uv: np.ndarray, missing: np.ndarray | None = None) -> list[StagedEpoch]:
         """Feed samples ``(n_samples, n_channels)`` in µV; returns the epochs this chunk completed."""
-        return [self._stage(epoch) for epoch in self.signal.push(chunk_uv, missing)]
+        if self.raw is None:
+            return [self._stage(e, epoch_features(e.data_uv)) for e in self.signal.push(chunk_uv, missing)]
+        resampled, epochs = self.signal.push_resampled(chunk_uv, missing)
+        features = self.raw.push(resampled)
+        staged = [self._stage(epoch, f) for epoch, f in zip(epochs, features, strict=True)]
+        self._peek_provisional(bool(epochs))
+        return staged
+
+    def take_provisional(self) -> list[ProvisionalStage]:
+        """The provisional stages produced since the last call, oldest first (always empty for a feature
+        model)."""
+        taken, self._provisional = self._provisional, []
+        return taken
+
+    def _peek_provisional(self, epoch_ended: bool) -> None:
+        """One provisional stage when the epoch in progress has passed another ``provisional_every_s``."""
+        if self._provisional_every is None or self.raw is None:
+            return
+        if epoch_ended:
+            self._provisional_mark = 0
+        mark = self.raw.phase // self._provisional_every
+        if mark <= self._provisional_mark:
+            return
+        self._provisional_mark = mark
+        features = self.raw.peek()
+        if features is None:
+            return
+        saved = self.stager.state_dict()
+        probs = self.stager.push(features, update_normalizer=False)
+        self.stager.load_state_dict(saved)
+        epoch_s = self.signal.config.epoch_s
+        self._provisional.append(
+            ProvisionalStage(
+                index=self.n_epochs,
+                start_s=self.signal.start_time_s + self.n_epochs * epoch_s,
+                elapsed_s=self.raw.phase / self.signal.config.model_sfreq,
+                stage=int(np.argmax(probs)),
+                probs=tuple(float(p) for p in probs),  # type: ignore[arg-type]
+            )
+        )
 
     def finish(self) -> list[StagedEpoch]:
         """At the end of a recording, release the epoch still held back by the resampler's look-ahead.
@@ -61,9 +117,9 @@ class StagingPipeline:
         padding = np.full((n_pad, self.signal.n_channels), np.nan)
         return self.push(padding, np.ones_like(padding, dtype=bool))
 
-    def _stage(self, epoch: Epoch) -> StagedEpoch:
+    def _stage(self, epoch: Epoch, features: np.ndarray) -> StagedEpoch:
         started = time.perf_counter()
-        probs = self.stager.push(epoch_features(epoch.data_uv), update_normalizer=epoch.quality.ok)
+        probs = self.stager.push(features, update_normalizer=epoch.quality.ok)
         self.n_epochs += 1
         stage = UNKNOWN if epoch.quality.flag == "missing" else int(np.argmax(probs))  # no data, no stage
         return StagedEpoch(
@@ -77,12 +133,16 @@ class StagingPipeline:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "model_id": self.model.model_id,
             "signal": self.signal.state_dict(),
             "stager": self.stager.state_dict(),
             "n_epochs": self.n_epochs,
         }
+        if self.raw is not None:
+            state["raw"] = self.raw.state_dict()
+            state["provisional_mark"] = self._provisional_mark
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a saved state; one saved with another model is refused (its hidden state is foreign)."""
@@ -94,3 +154,6 @@ class StagingPipeline:
         self.signal.load_state_dict(state["signal"])
         self.stager.load_state_dict(state["stager"])
         self.n_epochs = int(state["n_epochs"])
+        if self.raw is not None:
+            self.raw.load_state_dict(state["raw"])
+            self._provisional_mark = int(state["provisional_mark"])

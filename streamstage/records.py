@@ -61,3 +61,39 @@ class StagedEpoch:
         record["stage"] = self.stage_name
         record["probs"] = dict(zip(STAGES, (round(p, 6) for p in self.probs), strict=True))
         return record
+
+
+@dataclass(frozen=True)
+class ProvisionalStage:
+    """The stage of the epoch still in progress, from its first ``elapsed_s`` seconds (a raw model only).
+
+    A peek: the committed state (normaliser, Mamba) does not move, and the epoch's final
+    :class:`StagedEpoch` may differ. ``index`` and ``start_s`` are those that epoch will have.
+    """
+
+    index: int
+    start_s: float
+    elapsed_s: float
+    stage: int
+    probs: tuple[float, float, float, float, float]
+
+    @property
+    def stage_name(self) -> str:
+        return STAGES[self.stage]
+
+    @property
+    def at_s(self) -> float:
+        """When in the source's clock the peek was taken: the end of the samples it read."""
+        return self.start_s + self.elapsed_s
+
+    @property
+    def confidence(self) -> float:
+        return self.probs[self.stage]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the provisional LSL marker)."""
+        record = asdict(self)
+        record["stage"] = self.stage_name
+        record["provisional"] = True
+        record["probs"] = dict(zip(STAGES, (round(p, 6) for p in self.probs), strict=True))
+        return record

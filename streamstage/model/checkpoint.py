@@ -21,6 +21,7 @@ import torch
 from streamstage.errors import ModelError
 from streamstage.features import CAUSAL, RECIPE, NormalizerConfig
 from streamstage.model.ensemble import EnsembleNet
+from streamstage.model.raw_frontend import FrontEndConfig, RawFrontEnd
 from streamstage.model.stager import StagerConfig, StagingNet
 
 FORMAT = "streamstage-model"
@@ -28,6 +29,7 @@ FORMAT_VERSION = 1
 BUNDLED_MODELS: dict[str, str] = {
     "default": "one frontal EEG channel (Fpz-Cz; on a headband the nearest frontal derivation)",
     "psg": "PSG: Fpz-Cz + Pz-Oz + horizontal EOG",
+    "raw": "raw-signal Mamba over the 100-Hz samples of Fpz-Cz, under the default's epoch network",
 }
 """Models shipped inside the package, by the name ``--model`` takes, with what each stages."""
 DEFAULT_MODEL = "default"
@@ -40,12 +42,18 @@ def build_net(config: StagerConfig) -> StagingNet | EnsembleNet:
 
 @dataclass
 class StagingModel:
-    """A loaded model: the network plus what the pipeline needs to feed it correctly."""
+    """A loaded model: the network plus what the pipeline needs to feed it correctly.
+
+    With a ``front_end`` it is a raw-signal model: the front end turns the filtered samples into each
+    epoch's features (the recipe's ten, then its extras) and ``net`` stages them; without, the pipeline
+    computes the recipe's features itself.
+    """
 
     net: StagingNet | EnsembleNet
     normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
     training: dict[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    front_end: RawFrontEnd | None = None
 
     @property
     def config(self) -> StagerConfig:
@@ -60,8 +68,12 @@ class StagingModel:
         """Config, normalisation and weights, hashed once: a loaded model does not change, and every
         epoch's saved state needs it."""
         described = {"config": self.config.to_dict(), "normalizer": self.normalizer.to_dict()}
+        weights = dict(self.net.state_dict())
+        if self.front_end is not None:
+            described["front_end"] = self.front_end.config.to_dict()
+            weights.update({f"front_end.{k}": v for k, v in self.front_end.state_dict().items()})
         digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode())
-        for name, tensor in sorted(self.net.state_dict().items()):
+        for name, tensor in sorted(weights.items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
@@ -71,8 +83,14 @@ class StagingModel:
         """Whether it can stage a stream: causal network and normalisation, not an offline reference."""
         return self.normalizer.method == CAUSAL and not self.config.bidirectional
 
+    @property
+    def is_raw(self) -> bool:
+        """Whether it reads samples (a front end) rather than the recipe's features."""
+        return self.front_end is not None
+
     def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
+        front = 0 if self.front_end is None else sum(p.numel() for p in self.front_end.parameters())
+        return front + sum(p.numel() for p in self.net.parameters())
 
 
 def save_model(model: StagingModel, path: Path) -> None:
@@ -86,6 +104,11 @@ def save_model(model: StagingModel, path: Path) -> None:
         "normalizer": model.normalizer.to_dict(),
         "training": json.loads(json.dumps(model.training)),
     }
+    if model.front_end is not None:
+        payload["front_end"] = {
+            "config": model.front_end.config.to_dict(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.front_end.state_dict().items()},
+        }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".tmp")
@@ -120,7 +143,8 @@ def _bundled(name: str) -> tuple[bytes, str]:
 
 
 def load_model(path: Path | str | None = None) -> StagingModel:
-    """Load a checkpoint file, or a model shipped inside the package by its name (``default``, ``psg``);
+    """Load a checkpoint file, or a model shipped inside the package by its name (``default``, ``psg``,
+    ``raw``);
     None is the default model. A file of that name in the working folder wins over the bundled model."""
     name = DEFAULT_MODEL if path is None else str(path)
     if name in BUNDLED_MODELS and not Path(name).is_file():
@@ -143,5 +167,21 @@ def load_model(path: Path | str | None = None) -> StagingModel:
     net.eval()
     normalizer = NormalizerConfig.from_dict(payload["normalizer"])
     return StagingModel(
-        net=net, normalizer=normalizer, training=dict(payload.get("training", {})), source=source
+        net=net,
+        normalizer=normalizer,
+        training=dict(payload.get("training", {})),
+        source=source,
+        front_end=_front_end(payload.get("front_end"), source),
     )
+
+
+def _front_end(record: dict[str, Any] | None, source: str) -> RawFrontEnd | None:
+    """The raw front end a checkpoint carries, or None for a feature model."""
+    if record is None:
+        return None
+    front_end = RawFrontEnd(FrontEndConfig.from_dict(record["config"]))
+    try:
+        front_end.load_state_dict(record["state_dict"])
+    except RuntimeError as error:
+        raise ModelError(f"{source}: front-end weights do not fit its own config ({error}).") from error
+    return front_end.eval()

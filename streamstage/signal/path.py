@@ -133,15 +133,22 @@ class SignalPath:
 
     def push(self, chunk_uv: np.ndarray, missing: np.ndarray | None = None) -> list[Epoch]:
         """Process one chunk; returns the epochs it completed (usually none, sometimes one)."""
+        return self.push_resampled(chunk_uv, missing)[1]
+
+    def push_resampled(
+        self, chunk_uv: np.ndarray, missing: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[Epoch]]:
+        """:meth:`push` that also returns the chunk's filtered samples at the model rate ``(n, n_channels)``,
+        exactly what the epoch buffer received: for a model that reads the samples as they come."""
         samples, mask = self._checked(chunk_uv, missing)
         if not len(samples):
-            return []
+            return np.zeros((0, self.n_channels)), []
         self._pending.extend(self._quality.push(samples, mask))
         filtered, mask = self._bandpass.push(samples, mask)
         resampled, resampled_missing = self._resampler.push(filtered, mask)
         self._trace.push(resampled[:, 0])
         self._n_samples_in += len(samples)
-        return [self._epoch(complete) for complete in self._epochs.push(resampled, resampled_missing)]
+        return resampled, [self._epoch(c) for c in self._epochs.push(resampled, resampled_missing)]
 
     def _epoch(self, complete: EpochSamples) -> Epoch:
         channel_quality = tuple(self._pending.popleft())
