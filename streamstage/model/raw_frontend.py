@@ -136,7 +136,7 @@ class RawFrontEnd(nn.Module):
         self.embed = nn.Linear(n_sub, config.d_model)
         self.backbone = MambaStack(config.d_model, config.n_layers, d_state=config.d_state)
         self.correction = nn.Linear(config.d_model, N_BANDS)
-        self.extra = nn.Linear(config.d_model, config.n_extra)
+        self.extra = nn.Linear(config.d_model, config.n_extra) if config.n_extra else None
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
         band_sum = F.one_hot(torch.from_numpy(layout.band), N_BANDS).float()
@@ -198,6 +198,8 @@ class RawFrontEnd(nn.Module):
         Any chunking gives :meth:`forward`'s features to float rounding."""
         self._check(samples)
         cfg = self.config
+        if not samples.shape[-1]:
+            return samples.new_zeros(len(samples), 0, self.n_outputs), state
         seq = torch.cat([state.history, samples.to(state.history.dtype)], dim=-1)
         history = seq[:, seq.shape[-1] - (cfg.n_taps - 1) :].clone()
         tokens, patch_sum = self._tokens(self._filtered_power(seq), state)
@@ -277,6 +279,8 @@ class RawFrontEnd(nn.Module):
         return self.embed(torch.log((tokens + REL_EPS_UV2) / total).transpose(1, 2))
 
     def _path_outputs(self, hidden: Tensor) -> Tensor:
+        if self.extra is None:
+            return self.correction(hidden)
         return torch.cat([self.correction(hidden), self.extra(hidden)], dim=-1)
 
     def _readout(self, tokens: Tensor, path_mean: Tensor) -> Tensor:
