@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a staging model (subject-wise validation split, early stopping)",
     "evaluate": "accuracy, macro-F1, kappa, per-stage F1 and confusion matrix on labelled nights",
     "bench": "benchmark per-epoch cost, memory and throughput",
+    "datasets": "download public sleep datasets (Sleep-EDF Expanded) to train and evaluate on",
 }
 """Command name -> its one-line help, in the order ``--help`` lists them."""
 

@@ -52,28 +52,96 @@ def touch(folder: Path, *names: str) -> None:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the folder as PhysioNet does, ``Range: bytes=N-`` included (SimpleHTTPRequestHandler ignores
+    Range), and keeps the Range header of every request it saw."""
+
+    ranges: list[str | None]  # set per server by ``serve``
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-
-class CutShortHandler(QuietHandler):
-    """Announces the whole file but sends only half of it, like a dropped connection."""
-
     def do_GET(self) -> None:
-        if not self.path.endswith(".edf"):
+        self.ranges.append(self.headers.get("Range"))
+        path = Path(self.translate_path(self.path))
+        if not path.is_file() or self.headers.get("Range") is None:
             super().do_GET()
             return
+        payload = path.read_bytes()
+        start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-"))
+        if start >= len(payload):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(payload)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+        self.send_header("Content-Length", str(len(payload) - start))
+        self.end_headers()
+        self.wfile.write(payload[start:])
+
+
+class BreaksOnceHandler(QuietHandler):
+    """The first transfer of each PSG file announces its whole length, sends a third and drops the
+    connection, like a network that fails mid-file; later requests are served whole."""
+
+    broken: set[str]  # set per server by ``serve``
+
+    def do_GET(self) -> None:
+        if not self.path.endswith("PSG.edf") or self.path in self.broken:
+            super().do_GET()
+            return
+        self.broken.add(self.path)
+        self.ranges.append(self.headers.get("Range"))
         payload = Path(self.translate_path(self.path)).read_bytes()
         self.send_response(200)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.write(payload[: len(payload) // 3])
         self.close_connection = True
 
 
+class NoRangeHandler(QuietHandler):
+    """A server that ignores Range (answers 200 with the whole file), as plain static servers do."""
+
+    def do_GET(self) -> None:
+        self.ranges.append(self.headers.get("Range"))
+        http.server.SimpleHTTPRequestHandler.do_GET(self)
+
+
+class Recorder:
+    """A download listener that writes down what it heard."""
+
+    def __init__(self) -> None:
+        self.planned: list[str] = []
+        self.started: list[tuple[str, int | None, int]] = []
+        self.received = 0
+        self.finished: list[tuple[str, bool]] = []
+
+    def files_planned(self, names: list[str]) -> None:
+        self.planned = list(names)
+
+    def file_started(self, name: str, size_bytes: int | None, offset_bytes: int) -> None:
+        self.started.append((name, size_bytes, offset_bytes))
+
+    def bytes_received(self, n_bytes: int) -> None:
+        self.received += n_bytes
+
+    def file_finished(self, name: str, fetched: bool) -> None:
+        self.finished.append((name, fetched))
+
+    @property
+    def fetched(self) -> list[str]:
+        return [name for name, fetched in self.finished if fetched]
+
+
 @contextmanager
-def serve(folder: Path, handler: type[QuietHandler]) -> Iterator[str]:
-    """A loopback HTTP server listing ``folder`` the way PhysioNet lists its files."""
+def serve(folder: Path, handler: type[QuietHandler], ranges: list[str | None] | None = None) -> Iterator[str]:
+    """A loopback HTTP server listing ``folder`` the way PhysioNet lists its files; ``ranges`` collects
+    the Range header of each request (None where there was none)."""
+    handler = type(
+        handler.__name__, (handler,), {"ranges": [] if ranges is None else ranges, "broken": set()}
+    )
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
     )
@@ -138,10 +206,13 @@ def test_pairs_of_a_missing_folder(tmp_path: Path) -> None:
 
 def test_download_fetches_the_requested_pairs(tmp_path: Path, remote: Path, base_url: str) -> None:
     folder = tmp_path / "data"
-    fetched: list[str] = []
-    pairs = download_sleep_cassette(folder, subjects=[0, 13], base_url=base_url, progress=fetched.append)
+    heard = Recorder()
+    pairs = download_sleep_cassette(folder, subjects=[0, 13], base_url=base_url, listener=heard)
     assert [(p.subject, p.night) for p in pairs] == [(0, 1), (0, 2), (13, 1)]
-    assert sorted(fetched) == sorted(REMOTE_FILES[:6])
+    assert sorted(heard.fetched) == sorted(heard.planned) == sorted(REMOTE_FILES[:6])
+    sizes = {name: (remote / name).stat().st_size for name in REMOTE_FILES}
+    assert sorted(heard.started) == sorted((name, sizes[name], 0) for name in REMOTE_FILES[:6])
+    assert heard.received == sum(sizes[name] for name in REMOTE_FILES[:6])
     assert sorted(p.name for p in folder.iterdir()) == sorted(REMOTE_FILES[:6])  # no temporary file left
     for pair in pairs:
         assert pair.psg_path.read_bytes() == (remote / pair.psg_path.name).read_bytes()
@@ -154,11 +225,9 @@ def test_download_skips_files_already_present(tmp_path: Path, base_url: str) -> 
     folder = tmp_path / "data"
     folder.mkdir()
     write_psg(folder / "SC4211E0-PSG.edf")
-    fetched: list[str] = []
-    pairs = download_sleep_cassette(
-        folder, subjects=[21], nights=[1], base_url=base_url, progress=fetched.append
-    )
-    assert fetched == ["SC4211EJ-Hypnogram.edf"]
+    heard = Recorder()
+    pairs = download_sleep_cassette(folder, subjects=[21], nights=[1], base_url=base_url, listener=heard)
+    assert heard.finished == [("SC4211E0-PSG.edf", False), ("SC4211EJ-Hypnogram.edf", True)]
     assert pairs == [RecordingPair(21, 1, folder / "SC4211E0-PSG.edf", folder / "SC4211EJ-Hypnogram.edf")]
 
 
@@ -167,14 +236,70 @@ def test_download_of_a_night_that_does_not_exist(tmp_path: Path, base_url: str) 
         download_sleep_cassette(tmp_path, subjects=[13], nights=[2], base_url=base_url)
 
 
-def test_cut_short_download_leaves_no_file(tmp_path: Path, remote: Path) -> None:
+def test_a_broken_download_keeps_its_part_and_the_next_run_resumes_it(tmp_path: Path, remote: Path) -> None:
     folder = tmp_path / "data"
+    psg = "SC4211E0-PSG.edf"
+    ranges: list[str | None] = []
+    with serve(remote.parent, BreaksOnceHandler, ranges) as base_url:
+        with pytest.raises(InputFileError, match=r"stopped .*run the command again to resume it from"):
+            download_sleep_cassette(folder, subjects=[21], base_url=base_url, retries=0)
+        part = folder / f"{psg}.part"
+        size = (remote / psg).stat().st_size
+        assert part.stat().st_size == size // 3 and not (folder / psg).exists()  # nothing looks whole
+        heard = Recorder()
+        ranges.clear()
+        pairs = download_sleep_cassette(folder, subjects=[21], base_url=base_url, retries=0, listener=heard)
+    assert ranges[-2:] == [f"bytes={size // 3}-", None]  # the rest of the PSG, then the hypnogram
+    assert heard.started[0] == (psg, size, size // 3)
+    assert (folder / psg).read_bytes() == (remote / psg).read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == [psg, "SC4211EJ-Hypnogram.edf"]
+    assert [(p.subject, p.night) for p in pairs] == [(21, 1)]
+
+
+def test_a_broken_connection_is_resumed_within_the_same_run(tmp_path: Path, remote: Path) -> None:
+    ranges: list[str | None] = []
+    with serve(remote.parent, BreaksOnceHandler, ranges) as base_url:
+        download_sleep_cassette(tmp_path, subjects=[21], base_url=base_url, retries=1)
+    size = (remote / "SC4211E0-PSG.edf").stat().st_size
+    assert ranges[1:3] == [None, f"bytes={size // 3}-"]  # after the listing: broken, then resumed
+    assert (tmp_path / "SC4211E0-PSG.edf").read_bytes() == (remote / "SC4211E0-PSG.edf").read_bytes()
+
+
+def test_a_server_without_ranges_restarts_the_file(tmp_path: Path, remote: Path) -> None:
+    psg = "SC4211E0-PSG.edf"
+    (tmp_path / f"{psg}.part").write_bytes(b"stale bytes of another version")
+    ranges: list[str | None] = []
+    with serve(remote.parent, NoRangeHandler, ranges) as base_url:
+        download_sleep_cassette(tmp_path, subjects=[21], base_url=base_url)
+    assert ranges[1] == "bytes=30-"  # asked to resume, was sent the whole file
+    assert (tmp_path / psg).read_bytes() == (remote / psg).read_bytes()
+
+
+def test_a_whole_part_left_by_a_crash_before_its_rename_is_not_fetched_again(
+    tmp_path: Path, remote: Path
+) -> None:
+    psg = "SC4211E0-PSG.edf"
+    (tmp_path / f"{psg}.part").write_bytes((remote / psg).read_bytes())
+    heard = Recorder()
+    with serve(remote.parent, QuietHandler) as base_url:
+        download_sleep_cassette(tmp_path, subjects=[21], base_url=base_url, listener=heard)
+    assert (tmp_path / psg).read_bytes() == (remote / psg).read_bytes()
+    assert [name for name, _, _ in heard.started] == ["SC4211EJ-Hypnogram.edf"]
+
+
+def test_a_missing_file_on_the_server_is_a_clear_error(tmp_path: Path, remote: Path) -> None:
+    class MissingPsgHandler(QuietHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith("PSG.edf"):
+                self.send_error(404)
+                return
+            super().do_GET()
+
     with (
-        serve(remote.parent, CutShortHandler) as base_url,
-        pytest.raises(InputFileError, match=r"stopped after \d+ of \d+ bytes; run it again"),
+        serve(remote.parent, MissingPsgHandler) as base_url,
+        pytest.raises(InputFileError, match=r"cannot download .*SC4211E0-PSG\.edf \(404 Not Found\)"),
     ):
-        download_sleep_cassette(folder, subjects=[21], base_url=base_url)
-    assert list(folder.iterdir()) == []
+        download_sleep_cassette(tmp_path, subjects=[21], base_url=base_url)
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path, remote: Path) -> None:

@@ -3,8 +3,10 @@ their hypnograms in a folder.
 
 Sleep-EDF names a recording ``SC4ssNE0-PSG.edf`` and its hypnogram ``SC4ssNxy-Hypnogram.edf``, where the
 7th and 8th characters name the scorer, so the two pair by their first six characters (subject ``ss``,
-night ``N``). Downloads land under a temporary name and are renamed once complete, so an interrupted
-download never leaves a file that looks whole; files already present are not fetched again.
+night ``N``). A download lands in ``<name>.part`` and is renamed once its size matches what the server
+announced, so a file under its own name is always whole and is never fetched again. A broken download
+keeps its ``.part``: the next attempt (a retry, or the next run) asks for the rest with an HTTP Range
+request, and starts over where the server does not serve ranges.
 """
 
 from __future__ import annotations
@@ -12,22 +14,41 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from streamstage.errors import InputFileError, OutputError
 
 PHYSIONET_SLEEP_CASSETTE = "https://physionet.org/files/sleep-edfx/1.0.0/sleep-cassette/"
+PART_SUFFIX = ".part"
 _SLEEP_EDF_NAME = re.compile(r"^(S[CT][47](\d\d)(\d))\w\w-(PSG|Hypnogram)\.edf$", re.IGNORECASE)
 _HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(\d+|\*)$")
 _RECORDING_SUFFIXES = (".edf", ".bdf")
 _MAX_LISTING_BYTES = 16 * 2**20
 _COPY_BLOCK_BYTES = 2**20
+_TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+"""What a dropped or refused connection raises; an HTTP error status is not among them (not retried)."""
+
+
+class DownloadListener(Protocol):
+    """Hears how a download goes, e.g. to draw a progress bar."""
+
+    def files_planned(self, names: list[str]) -> None:
+        """The files the request covers, fetched or already there."""
+
+    def file_started(self, name: str, size_bytes: int | None, offset_bytes: int) -> None:
+        """A fetch begins (``offset_bytes`` > 0: resumed); size None where the server does not say."""
+
+    def bytes_received(self, n_bytes: int) -> None: ...
+
+    def file_finished(self, name: str, fetched: bool) -> None:
+        """A file is whole under its own name (``fetched`` False: it was there already)."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +68,15 @@ def download_sleep_cassette(
     *,
     base_url: str = PHYSIONET_SLEEP_CASSETTE,
     timeout_s: float = 60.0,
-    progress: Callable[[str], None] | None = None,
+    retries: int = 2,
+    listener: DownloadListener | None = None,
 ) -> list[RecordingPair]:
     """Fetch the PSG and hypnogram files of ``subjects`` (default: all) and ``nights`` into ``folder``.
 
-    The file names come from the folder listing at ``base_url``; nights Sleep-EDF lacks (e.g. subject 13,
-    night 2) are simply not there. ``progress`` is called with each file name before it is fetched.
-    Returns the complete pairs among the requested recordings.
+    The file names come from the folder listing at ``base_url`` (a mirror may stand in for PhysioNet);
+    nights Sleep-EDF lacks (e.g. subject 13, night 2) are simply not there. A file whose connection breaks
+    is resumed up to ``retries`` times, then left as ``.part`` for the next run to resume. Returns the
+    complete pairs among the requested recordings.
     """
     folder = Path(folder).expanduser()
     try:
@@ -71,11 +94,13 @@ def download_sleep_cassette(
             f"{base_url} lists no Sleep-EDF file for subjects {sorted(subjects or [])} and nights "
             f"{sorted(nights)}; check the numbers (subjects 0-82, nights 1-2) and the URL."
         )
+    listener = listener or _Silent()
+    listener.files_planned(wanted)
     for name in wanted:
-        if not (folder / name).exists():
-            if progress is not None:
-                progress(name)
-            _download(urllib.parse.urljoin(base_url, name), folder / name, timeout_s)
+        fetched = not (folder / name).exists()
+        if fetched:
+            _download(urllib.parse.urljoin(base_url, name), folder / name, timeout_s, retries, listener)
+        listener.file_finished(name, fetched)
     return [pair for pair in find_edf_pairs(folder) if pair.psg_path.name in wanted]
 
 
@@ -138,32 +163,107 @@ def _list_remote(base_url: str, timeout_s: float) -> list[str]:
     return sorted(names)
 
 
-def _download(url: str, target: Path, timeout_s: float) -> None:
-    """Fetch ``url`` into ``target`` through a temporary file, checking the length the server announced."""
-    temporary = target.with_name(target.name + ".part")
+def _download(url: str, target: Path, timeout_s: float, retries: int, listener: DownloadListener) -> None:
+    """Fetch ``url`` into ``target`` through ``<target>.part``, resuming the part after a broken
+    connection (up to ``retries`` times here, then on the next run)."""
+    for attempt in range(retries + 1):
+        try:
+            _fetch_into_part(url, target, timeout_s, listener)
+            return
+        except _IncompleteDownload as error:
+            if attempt == retries:
+                raise InputFileError(
+                    f"the download of {url} stopped ({error}); run the command again to resume it from "
+                    f"{target.name}{PART_SUFFIX}."
+                ) from None
+
+
+class _IncompleteDownload(Exception):
+    """The connection broke or the body came short: the part is kept, to be resumed."""
+
+
+def _fetch_into_part(url: str, target: Path, timeout_s: float, listener: DownloadListener) -> None:
+    partial = target.with_name(target.name + PART_SUFFIX)
+    offset = partial.stat().st_size if partial.is_file() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, temporary.open("wb") as file:
-            announced = response.headers.get("Content-Length")
-            shutil.copyfileobj(response, file, _COPY_BLOCK_BYTES)
-            file.flush()
-            os.fsync(file.fileno())
-            received = file.tell()
-        if announced is not None and received != int(announced):
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            if _announced_size(error.headers.get("Content-Range", "")) == offset:  # whole, not yet renamed
+                os.replace(partial, target)
+                return
+            partial.unlink()  # the part is no prefix of the file (it changed): start over
+            raise _IncompleteDownload(f"{partial.name} did not fit the file; starting over") from None
+        raise InputFileError(f"cannot download {url} ({error.code} {error.reason}); check the URL.") from None
+    except _TRANSIENT as error:
+        raise _IncompleteDownload(f"cannot connect: {_reason(error)}") from None
+    with response:
+        start, size = _span(response, offset)
+        try:
+            with partial.open("r+b" if start else "wb") as file:
+                file.seek(start)
+                file.truncate()
+                listener.file_started(target.name, size, start)
+                written = _copy(response, file, listener)
+        except _TRANSIENT as error:
+            received = partial.stat().st_size
+            raise _IncompleteDownload(f"{_reason(error)} after {received} of {size or '?'} bytes") from None
+        except OSError as error:
+            raise OutputError(
+                f"cannot write {partial} ({error.strerror or error}); check the disk space."
+            ) from None
+    if size is not None and written != size:
+        raise _IncompleteDownload(f"the server sent {written} of {size} bytes")
+    os.replace(partial, target)
+
+
+def _span(response: http.client.HTTPResponse, offset: int) -> tuple[int, int | None]:
+    """Where the body starts in the file and the file's whole size (None: not announced). A server that
+    ignores Range answers 200 with the whole file, which then starts at 0."""
+    if response.status == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if match is None or int(match[1]) != offset:
             raise InputFileError(
-                f"the download of {url} stopped after {received} of {announced} bytes; run it again."
+                f"{response.url} answered a resume with a range that does not follow the part kept "
+                f"({response.headers.get('Content-Range')!r}); delete the .part file and run again."
             )
-        os.replace(temporary, target)
-    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
-        raise InputFileError(
-            f"cannot download {url} ({_reason(error)}); check the internet connection, or fetch the file "
-            f"by hand into {target.parent}."
-        ) from None
-    except OSError as error:
-        raise OutputError(
-            f"cannot write {target} ({error.strerror or error}); check the disk space."
-        ) from None
-    finally:
-        temporary.unlink(missing_ok=True)
+        return offset, None if match[2] == "*" else int(match[2])
+    length = response.headers.get("Content-Length")
+    return 0, None if length is None else int(length)
+
+
+def _announced_size(content_range: str) -> int | None:
+    """The whole size in a ``bytes */1234`` Content-Range (what a 416 answer carries)."""
+    match = re.match(r"^bytes \*/(\d+)$", content_range)
+    return int(match[1]) if match else None
+
+
+def _copy(response: http.client.HTTPResponse, file: BinaryIO, listener: DownloadListener) -> int:
+    """Append the body to ``file`` and return the file's size; what arrived before a broken connection
+    stays in the file (it is closed, so flushed, on the way out), to be resumed."""
+    while block := response.read(_COPY_BLOCK_BYTES):
+        file.write(block)
+        listener.bytes_received(len(block))
+    file.flush()
+    os.fsync(file.fileno())
+    return file.tell()
+
+
+class _Silent:
+    """The listener of a download nobody watches."""
+
+    def files_planned(self, names: list[str]) -> None:
+        pass
+
+    def file_started(self, name: str, size_bytes: int | None, offset_bytes: int) -> None:
+        pass
+
+    def bytes_received(self, n_bytes: int) -> None:
+        pass
+
+    def file_finished(self, name: str, fetched: bool) -> None:
+        pass
 
 
 def _reason(error: BaseException) -> str:
