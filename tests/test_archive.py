@@ -15,7 +15,7 @@ from rich.console import Console
 
 from streamstage.archive import FileResult, LocalPool, StagingOptions, stage_archive
 from streamstage.archive.discover import discover_recordings, night_folder_names
-from streamstage.archive.progress import ArchiveProgress
+from streamstage.archive.progress import ArchiveProgress, expected_epochs
 from streamstage.archive.summary import SUMMARY_COLUMNS
 from streamstage.cli import main
 from streamstage.errors import InputFileError
@@ -170,17 +170,34 @@ def test_a_wrong_channel_fails_each_file_in_its_row(archive: Path, tmp_path: Pat
     assert all("C3" in r.error for r in results)
 
 
+STAGED = FileResult("/a/n1.edf", "/o/n1", "staged", ("Fpz-Cz",), 240, seconds=1.25)
+FAILED = FileResult("/a/n2.edf", "/o/n2", "failed", error="n2.edf is cut short")
+
+
 def test_progress_is_one_plain_line_per_file_when_piped() -> None:
     console = Console(record=True, force_terminal=False, width=200)
-    staged = FileResult("/a/n1.edf", "/o/n1", "staged", ("Fpz-Cz",), 240, seconds=1.25)
-    failed = FileResult("/a/n2.edf", "/o/n2", "failed", error="n2.edf is cut short")
-    with ArchiveProgress(console, 2) as progress:
-        progress.add(staged)
-        progress.add(failed)
+    with ArchiveProgress(console, {STAGED.file: 240, FAILED.file: 240}) as progress:
+        progress.add(STAGED)
+        progress.add(FAILED)
     assert console.export_text().splitlines() == [
         "[1/2] staged n1.edf: 240 epochs (Fpz-Cz) in 1.2 s",
         "[2/2] failed n2.edf: n2.edf is cut short",
     ]
+
+
+def test_the_terminal_bars_end_full_whatever_the_headers_promised() -> None:
+    console = Console(record=True, force_terminal=True, width=120)
+    with ArchiveProgress(console, {STAGED.file: 250, FAILED.file: 240}) as progress:
+        progress.add(STAGED)
+        progress.add(FAILED)
+    text = console.export_text()
+    assert "recordings" in text and "2/2" in text and "240/240" in text  # both totals corrected
+    assert "failed n2.edf: n2.edf is cut short" in text
+
+
+def test_headers_tell_the_epochs_to_expect(archive: Path) -> None:
+    assert expected_epochs(archive / "s03.edf") == len(NIGHTS["s03.edf"])
+    assert expected_epochs(archive / "s04" / "broken.edf") == 0
 
 
 def test_workers_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:

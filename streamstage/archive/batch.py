@@ -12,7 +12,7 @@ from rich.console import Console
 
 from streamstage.archive.discover import discover_recordings, is_glob, night_folder_names
 from streamstage.archive.night import FileJob, FileResult, StagingOptions, finished_result, worker_model
-from streamstage.archive.progress import ArchiveProgress
+from streamstage.archive.progress import ArchiveProgress, expected_epochs
 from streamstage.archive.runners import DaskCluster, LocalPool, Runner
 from streamstage.archive.single import stage_single
 from streamstage.archive.summary import failure_lines, outcome_line, summary_table, write_summary_csv
@@ -79,7 +79,8 @@ def stage_archive(
         soft_wrap=True,
     )
     results: dict[Path, FileResult] = {}
-    with ArchiveProgress(console, len(jobs)) as progress:
+    expected = {str(job.recording): expected_epochs(job.recording) for job in jobs}
+    with ArchiveProgress(console, expected) as progress:
         for job in jobs:
             if (done := finished.get(job)) is not None:
                 results[job.recording] = done

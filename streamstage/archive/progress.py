@@ -1,15 +1,28 @@
-"""Progress over a batch: a Rich bar of files and epochs in a terminal, one plain line per file when the
-output is piped or logged (a bar redrawn into a log file is noise)."""
+"""Progress over a batch: Rich bars of files and of epochs in a terminal, one plain line per file when the
+output is piped or logged (a bar redrawn into a log file is noise).
+
+The epochs bar's total is estimated from the EDF/BDF headers before staging (an XDF file's length is only
+known once it is read, so it adds to the total when it is done); each file corrects the total by what it
+actually staged, so the bar ends full.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from streamstage.archive.night import FileResult
+from streamstage.archive.night import EPOCH_MIN, FileResult
 
 
 def progress_line(done: int, total: int, result: FileResult) -> str:
@@ -22,34 +35,54 @@ def progress_line(done: int, total: int, result: FileResult) -> str:
     return f"[{done}/{total}] {result.status} {name}: {result.epochs} epochs ({channels}){timing}"
 
 
-class ArchiveProgress:
-    """Counts files and epochs as results arrive; a context manager around the Rich bar."""
+def expected_epochs(recording: Path) -> int:
+    """The 30-s epochs an EDF/BDF header promises; 0 where it cannot tell (XDF, a broken file)."""
+    from streamstage.errors import StreamstageError
+    from streamstage.io.edf import EdfRecording
+    from streamstage.io.xdf import is_xdf
 
-    def __init__(self, console: Console, n_files: int) -> None:
+    if is_xdf(recording):
+        return 0
+    try:
+        return int(EdfRecording.open(recording).duration_s // (EPOCH_MIN * 60))
+    except (StreamstageError, OSError, ValueError):
+        return 0  # its own staging will say what is wrong with it
+
+
+class ArchiveProgress:
+    """Counts files and epochs as results arrive; a context manager around the Rich bars.
+
+    ``expected`` maps each file (as ``FileResult.file`` names it) to the epochs it is expected to stage.
+    """
+
+    def __init__(self, console: Console, expected: Mapping[str, int]) -> None:
         self.console = console
-        self.n_files = n_files
+        self.expected = dict(expected)
         self.done = 0
+        self._epoch_total = sum(self.expected.values())
         self._bar: Progress | None = None
         if console.is_terminal:
             self._bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description:>10}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[epochs]} epochs"),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),
                 console=console,
             )
-            self._files = self._bar.add_task("recordings", total=n_files, epochs=0)
+            self._files = self._bar.add_task("recordings", total=len(self.expected))
+            self._epochs = self._bar.add_task("epochs", total=self._epoch_total)
 
     def add(self, result: FileResult) -> None:
         self.done += 1
-        line = progress_line(self.done, self.n_files, result)
+        line = progress_line(self.done, len(self.expected), result)
         if self._bar is None:
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
             return
-        epochs = self._bar.tasks[0].fields["epochs"] + result.epochs
-        self._bar.update(self._files, advance=1, epochs=epochs)
-        if result.failed:  # failures scroll above the bar as they happen
+        self._epoch_total += result.epochs - self.expected.get(result.file, 0)
+        self._bar.update(self._epochs, advance=result.epochs, total=self._epoch_total)
+        self._bar.advance(self._files, 1)
+        if result.failed:  # failures scroll above the bars as they happen
             self._bar.console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
 
     def __enter__(self) -> ArchiveProgress:
