@@ -2,22 +2,25 @@
 
 Per sample stream (one channel of one night), in order:
 
-1. a causal FIR filterbank of 1-Hz sub-bands (``filterbank``), initialised to reproduce the Welch recipe
-   (:mod:`.welch_filters`) and trainable;
-2. its squared output averaged over ``token_samples`` samples: the downsampling (25: four tokens a second);
-3. the tokens' relative log spectrum (gain-free) through Mamba layers (``backbone``, mamba-ssm names) to a
+1. a strided causal convolution over 4-s patches every 2 s (``spectral_conv``, kernel 400, stride 200: the
+   downsampling), initialised to each 0.25-Hz bin's windowed, detrended cosine and sine
+   (:mod:`.welch_filters`) and trainable; squared and summed in pairs: a patch's power spectrum, one token;
+2. the tokens' relative log spectrum (gain-free) through Mamba layers (``backbone``, mamba-ssm names) to a
    correction of each band's log power and ``n_extra`` learned features: what band powers throw away
    (spindles, K-complexes, eye movements) has a way in;
-4. a per-epoch readout: the recipe's 4-s half-overlapping segments formed from the epoch's tokens
-   (hamming² weights), their median per sub-band, gained (``subband_log_gain``) and summed per band, then
-   log and relative powers as :func:`~streamstage.features.epoch_features` computes them, with the Mamba
-   path's mean over the epoch added to the logs and its extras appended.
+3. a per-epoch readout: the median over the epoch's 14 patches per bin (``bin_log_gain`` applied), the
+   trapezoid over each band's bins, then log and relative powers as
+   :func:`~streamstage.features.epoch_features` computes them, with the Mamba path's mean over the epoch
+   added to the logs and its extras appended.
+
+The patches sit on the Welch recipe's grid (every 200 samples from the stream's start, the first one half
+before it, on zeros), so a fresh front end, whose correction head is zero, gives the recipe's features to
+float rounding: the deterministic distillation target, met by construction and measured on held-out EEG.
 
 ``forward`` runs whole sequences from an empty history (training); ``init_state`` / ``step`` continue over
-any chunking with a state of fixed size: the filter history, the token in progress, the epoch's tokens so
-far, the Mamba path's sum over them and the Mamba caches. ``peek`` reads the epoch in progress without
-moving the state (the provisional stage). A fresh correction head is zero, so the distillation starts from
-the filterbank's own reproduction of the recipe.
+any chunking with a state of fixed size: the last 399 samples, the epoch's patch spectra so far, the Mamba
+path's sum over them and the Mamba caches. ``peek`` reads the epoch in progress without moving the state
+(the provisional stage).
 """
 
 from __future__ import annotations
@@ -33,19 +36,24 @@ from torch import Tensor, nn
 from streamstage.errors import ConfigError, ModelError, ResumeError
 from streamstage.features import LOG_EPS, N_BANDS, N_FEATURES, RECIPE
 from streamstage.model.stack import MambaStack, StackState
-from streamstage.model.welch_filters import matched_filterbank, segment_token_weights, subband_layout
+from streamstage.model.welch_filters import (
+    band_weights,
+    median_bias,
+    periodogram_kernels,
+    recipe_bins,
+    segments_per_epoch,
+)
 
-REL_EPS_UV2 = 1e-3
-"""Added to every sub-band's token power before the relative spectrum, so a flat signal reads as uniform."""
+REL_EPS = 1e-6
+"""Added to every bin's share of a patch's power before its log, so a flat signal reads as uniform."""
+PATCH = RECIPE.nperseg
+HOP = RECIPE.nperseg - RECIPE.noverlap
 
 
 @dataclass(frozen=True)
 class FrontEndConfig:
     """Everything needed to rebuild a :class:`RawFrontEnd`; stored in its checkpoint."""
 
-    n_taps: int = 201
-    token_samples: int = 25
-    bins_per_subband: int = 4
     d_model: int = 16
     n_layers: int = 2
     d_state: int = 8
@@ -53,16 +61,14 @@ class FrontEndConfig:
     epoch_samples: int = 3000
 
     def __post_init__(self) -> None:
-        if self.epoch_samples % self.token_samples:
-            raise ConfigError(
-                f"token_samples={self.token_samples} must divide epoch_samples={self.epoch_samples}."
-            )
         if self.n_extra < 0:
             raise ConfigError(f"n_extra must be >= 0, got {self.n_extra}.")
+        segments_per_epoch(self.epoch_samples)  # raises unless the epoch is whole hops
 
     @property
-    def tokens_per_epoch(self) -> int:
-        return self.epoch_samples // self.token_samples
+    def patches_per_epoch(self) -> int:
+        """Patches wholly inside an epoch: the ones its median reads."""
+        return segments_per_epoch(self.epoch_samples)
 
     @property
     def n_outputs(self) -> int:
@@ -76,22 +82,21 @@ class FrontEndConfig:
         return cls(**{f.name: int(record[f.name]) for f in fields(cls) if f.name in record})
 
 
-_TENSORS = ("history", "patch_sum", "tokens", "path_sum")
+_TENSORS = ("history", "spectra", "path_sum")
 
 
 @dataclass(frozen=True)
 class FrontEndState:
     """What the front end carries between chunks for ``batch`` sample streams; fixed size.
 
-    ``history`` (batch, n_taps - 1): the last inputs of the filterbank; ``patch_sum`` (batch, n_subbands):
-    the squared outputs of the token in progress; ``tokens`` (batch, n_subbands, tokens_per_epoch): the
-    epoch's token powers so far (zeros beyond); ``path_sum`` (batch, 5 + n_extra): the Mamba path's
-    outputs summed over them; ``mamba``: its caches; ``phase``: samples into the epoch in progress.
+    ``history`` (batch, 399): the last samples (zeros before the stream's start); ``spectra`` (batch,
+    n_bins, 14): the power spectra of the epoch's patches so far (zeros beyond); ``path_sum`` (batch,
+    5 + n_extra): the Mamba path's outputs summed over them; ``mamba``: its caches; ``phase``: samples into
+    the epoch in progress.
     """
 
     history: Tensor
-    patch_sum: Tensor
-    tokens: Tensor
+    spectra: Tensor
     path_sum: Tensor
     mamba: StackState
     phase: int
@@ -129,35 +134,22 @@ class RawFrontEnd(nn.Module):
     def __init__(self, config: FrontEndConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or FrontEndConfig()
-        layout = subband_layout(config.bins_per_subband)
-        n_sub = layout.n_subbands
-        self.filterbank = nn.Conv1d(1, n_sub, config.n_taps, bias=False)
-        self.subband_log_gain = nn.Parameter(torch.zeros(n_sub))
-        self.embed = nn.Linear(n_sub, config.d_model)
+        n_bins = len(recipe_bins())
+        self.spectral_conv = nn.Conv1d(1, 2 * n_bins, PATCH, stride=HOP, bias=False)
+        with torch.no_grad():
+            self.spectral_conv.weight.copy_(torch.from_numpy(periodogram_kernels()).float().unsqueeze(1))
+        self.bin_log_gain = nn.Parameter(torch.zeros(n_bins))
+        self.embed = nn.Linear(n_bins, config.d_model)
         self.backbone = MambaStack(config.d_model, config.n_layers, d_state=config.d_state)
         self.correction = nn.Linear(config.d_model, N_BANDS)
         self.extra = nn.Linear(config.d_model, config.n_extra) if config.n_extra else None
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
-        band_sum = F.one_hot(torch.from_numpy(layout.band), N_BANDS).float()
-        self.register_buffer("band_sum", band_sum, persistent=False)
-        weights = torch.from_numpy(segment_token_weights(config.token_samples)).float()
-        self.register_buffer("segment_weights", weights, persistent=False)
-        self.segment_hop = (RECIPE.nperseg - RECIPE.noverlap) // config.token_samples
-
-    @classmethod
-    def matched(cls, config: FrontEndConfig | None = None) -> RawFrontEnd:
-        """A fresh front end whose filterbank reproduces the Welch recipe (the distillation's start)."""
-        front_end = cls(config)
-        taps = matched_filterbank(subband_layout(front_end.config.bins_per_subband), front_end.config.n_taps)
-        with torch.no_grad():
-            # conv1d correlates: flip so that output[t] = sum_j taps[j] x[t - j]
-            front_end.filterbank.weight.copy_(torch.from_numpy(taps[:, ::-1].copy()).float().unsqueeze(1))
-        return front_end
+        self.register_buffer("band_weights", torch.from_numpy(band_weights()).float(), persistent=False)
 
     @property
-    def n_subbands(self) -> int:
-        return self.filterbank.out_channels
+    def n_bins(self) -> int:
+        return self.bin_log_gain.shape[0]
 
     @property
     def n_outputs(self) -> int:
@@ -167,25 +159,20 @@ class RawFrontEnd(nn.Module):
         """``(streams, n_samples)`` from an empty history -> ``(streams, n_samples // epoch, n_outputs)``;
         a trailing partial epoch gives nothing."""
         self._check(samples)
-        cfg = self.config
-        streams, n_samples = samples.shape
-        power = self._filtered_power(F.pad(samples, (cfg.n_taps - 1, 0)))
-        n_tokens = n_samples // cfg.token_samples
-        tokens = power[..., : n_tokens * cfg.token_samples]
-        tokens = tokens.reshape(streams, self.n_subbands, n_tokens, cfg.token_samples).mean(-1)
-        path = self._path_outputs(self.backbone(self._path_inputs(tokens)))
-        n_epochs, per_epoch = n_samples // cfg.epoch_samples, cfg.tokens_per_epoch
-        by_epoch = tokens[..., : n_epochs * per_epoch].reshape(streams, self.n_subbands, n_epochs, per_epoch)
-        path_mean = path[:, : n_epochs * per_epoch].reshape(streams, n_epochs, per_epoch, -1).mean(2)
-        return self._readout(by_epoch.transpose(1, 2), path_mean)
+        n_samples = samples.shape[-1]
+        spectra = self._spectra(F.pad(samples, (PATCH - HOP, 0)))  # (streams, n_bins, n_patches)
+        path = self._path_outputs(self.backbone(self._path_inputs(spectra)))
+        n_epochs, per_epoch = n_samples // self.config.epoch_samples, self.config.epoch_samples // HOP
+        # patch p ends at sample HOP (p + 1); epoch e reads those ending in [e epoch + PATCH, (e + 1) epoch]
+        inside = torch.arange(n_epochs)[:, None] * per_epoch + torch.arange(1, per_epoch)[None, :]
+        by_epoch = spectra[..., inside].transpose(1, 2)  # (streams, n_epochs, n_bins, 14)
+        return self._readout(by_epoch, path[:, inside].mean(2))
 
     def init_state(self, batch: int = 1) -> FrontEndState:
-        weight = self.filterbank.weight
-        zeros = {"device": weight.device, "dtype": torch.float32}
+        zeros = {"device": self.bin_log_gain.device, "dtype": torch.float32}
         return FrontEndState(
-            history=torch.zeros(batch, self.config.n_taps - 1, **zeros),
-            patch_sum=torch.zeros(batch, self.n_subbands, **zeros),
-            tokens=torch.zeros(batch, self.n_subbands, self.config.tokens_per_epoch, **zeros),
+            history=torch.zeros(batch, PATCH - 1, **zeros),
+            spectra=torch.zeros(batch, self.n_bins, self.config.patches_per_epoch, **zeros),
             path_sum=torch.zeros(batch, N_BANDS + self.config.n_extra, **zeros),
             mamba=self.backbone.init_state(batch),
             phase=0,
@@ -197,40 +184,44 @@ class RawFrontEnd(nn.Module):
         they complete ``(streams, k, n_outputs)`` and the next state (``state`` itself is not modified).
         Any chunking gives :meth:`forward`'s features to float rounding."""
         self._check(samples)
-        cfg = self.config
-        if not samples.shape[-1]:
-            return samples.new_zeros(len(samples), 0, self.n_outputs), state
+        n_new = samples.shape[-1]
         seq = torch.cat([state.history, samples.to(state.history.dtype)], dim=-1)
-        history = seq[:, seq.shape[-1] - (cfg.n_taps - 1) :].clone()
-        tokens, patch_sum = self._tokens(self._filtered_power(seq), state)
-        mamba, path = state.mamba, state.path_sum.new_zeros(len(samples), 0, state.path_sum.shape[-1])
-        if tokens.shape[-1]:
-            hidden, mamba = self.backbone.step(self._path_inputs(tokens), mamba)
+        first_end = HOP - state.phase % HOP  # new samples up to the next patch's last one
+        spectra = (
+            self._spectra(seq[:, first_end - 1 :])
+            if n_new >= first_end
+            else seq.new_zeros(len(seq), self.n_bins, 0)
+        )
+        mamba, path = state.mamba, seq.new_zeros(len(seq), 0, state.path_sum.shape[-1])
+        if spectra.shape[-1]:
+            hidden, mamba = self.backbone.step(self._path_inputs(spectra), mamba)
             path = self._path_outputs(hidden)
-        buffer, path_sum = state.tokens.clone(), state.path_sum.clone()
-        filled, done, outputs = state.phase // cfg.token_samples, 0, []
-        while done < tokens.shape[-1]:
-            take = min(tokens.shape[-1] - done, cfg.tokens_per_epoch - filled)
-            buffer[..., filled : filled + take] = tokens[..., done : done + take]
-            path_sum += path[:, done : done + take].sum(1)
-            filled, done = filled + take, done + take
-            if filled == cfg.tokens_per_epoch:
-                outputs.append(self._readout(buffer, path_sum / cfg.tokens_per_epoch))
+        buffer, path_sum, outputs = state.spectra.clone(), state.path_sum.clone(), []
+        end = state.phase + first_end  # epoch position of each new patch's end, in turn
+        for patch in range(spectra.shape[-1]):
+            if end >= PATCH:  # wholly inside the epoch (the one ending at HOP straddles its start)
+                slot = (end - PATCH) // HOP
+                buffer[..., slot] = spectra[..., patch]
+                path_sum += path[:, patch]
+            if end == self.config.epoch_samples:
+                outputs.append(self._readout(buffer, path_sum / self.config.patches_per_epoch))
                 buffer.zero_()
                 path_sum.zero_()
-                filled = 0
-        features = torch.stack(outputs, 1) if outputs else samples.new_zeros(len(samples), 0, self.n_outputs)
-        phase = (state.phase + samples.shape[-1]) % cfg.epoch_samples
-        return features, FrontEndState(history, patch_sum, buffer, path_sum, mamba, phase)
+                end = 0
+            end += HOP
+        features = torch.stack(outputs, 1) if outputs else seq.new_zeros(len(seq), 0, self.n_outputs)
+        phase = (state.phase + n_new) % self.config.epoch_samples
+        history = seq[:, seq.shape[-1] - (PATCH - 1) :].clone()
+        return features, FrontEndState(history, buffer, path_sum, mamba, phase)
 
     @torch.no_grad()
     def peek(self, state: FrontEndState) -> Tensor | None:
-        """Features of the epoch in progress from its tokens so far ``(streams, n_outputs)``, or None before
-        its first 4-s segment is complete; the state is not moved."""
-        filled = state.phase // self.config.token_samples
-        if filled < len(self.segment_weights):
+        """Features of the epoch in progress from its patches so far ``(streams, n_outputs)``, or None
+        before its first patch is complete; the state is not moved."""
+        filled = max(0, (state.phase - PATCH) // HOP + 1)
+        if not filled:
             return None
-        return self._readout(state.tokens[..., :filled], state.path_sum / filled)
+        return self._readout(state.spectra[..., :filled], state.path_sum / filled)
 
     def load_state(self, record: Mapping[str, Any]) -> FrontEndState:
         """A saved :meth:`FrontEndState.to_dict`, checked against this front end (ResumeError if foreign)."""
@@ -244,9 +235,7 @@ class RawFrontEnd(nn.Module):
                 "that night or start without --resume."
             )
         mamba = self.backbone.load_state(loaded.mamba.to_dict())
-        return FrontEndState(
-            loaded.history, loaded.patch_sum, loaded.tokens, loaded.path_sum, mamba, loaded.phase
-        )
+        return FrontEndState(loaded.history, loaded.spectra, loaded.path_sum, mamba, loaded.phase)
 
     def _check(self, samples: Tensor) -> None:
         if samples.ndim != 2:
@@ -254,43 +243,34 @@ class RawFrontEnd(nn.Module):
                 f"the raw front end takes samples (streams, n_samples), got {tuple(samples.shape)}."
             )
 
-    def _filtered_power(self, seq: Tensor) -> Tensor:
-        """Squared filterbank output of each full window: (streams, L) -> (streams, F, L - K + 1)."""
-        weight = self.filterbank.weight
-        return F.conv1d(seq.to(weight.dtype).unsqueeze(1), weight).square()
+    def _spectra(self, seq: Tensor) -> Tensor:
+        """Power spectra ``(streams, n_bins, n_patches)`` of the whole patches of ``seq`` (streams, L) from
+        its first sample on, every ``HOP``."""
+        weight = self.spectral_conv.weight
+        if seq.shape[-1] < PATCH:
+            return seq.new_zeros(len(seq), self.n_bins, 0)
+        parts = F.conv1d(seq.to(weight.dtype).unsqueeze(1), weight, stride=HOP).square()
+        return parts[:, : self.n_bins] + parts[:, self.n_bins :]
 
-    def _tokens(self, power: Tensor, state: FrontEndState) -> tuple[Tensor, Tensor]:
-        """The tokens ``power`` (streams, F, n) completes after the state's token in progress, and the
-        squared outputs of the next token in progress."""
-        size = self.config.token_samples
-        need = size - state.phase % size
-        if power.shape[-1] < need:
-            return power.new_zeros(*power.shape[:2], 0), state.patch_sum + power.sum(-1)
-        head = state.patch_sum + power[..., :need].sum(-1)
-        rest = power[..., need:]
-        whole = rest.shape[-1] // size * size
-        body = rest[..., :whole].reshape(*rest.shape[:2], -1, size).sum(-1)
-        tokens = torch.cat([head.unsqueeze(-1), body], dim=-1) / size
-        return tokens, rest[..., whole:].sum(-1)
-
-    def _path_inputs(self, tokens: Tensor) -> Tensor:
-        """Tokens (streams, F, n) -> Mamba inputs (streams, n, d_model) from their relative log spectrum."""
-        total = tokens.sum(1, keepdim=True) + REL_EPS_UV2 * self.n_subbands
-        return self.embed(torch.log((tokens + REL_EPS_UV2) / total).transpose(1, 2))
+    def _path_inputs(self, spectra: Tensor) -> Tensor:
+        """Spectra (streams, n_bins, n) -> Mamba inputs (streams, n, d_model) from their relative log
+        spectrum."""
+        share = spectra / (spectra.sum(1, keepdim=True) + REL_EPS)
+        return self.embed(torch.log(share + REL_EPS).transpose(1, 2))
 
     def _path_outputs(self, hidden: Tensor) -> Tensor:
         if self.extra is None:
             return self.correction(hidden)
         return torch.cat([self.correction(hidden), self.extra(hidden)], dim=-1)
 
-    def _readout(self, tokens: Tensor, path_mean: Tensor) -> Tensor:
-        """An epoch's tokens ``(..., F, n_tokens)`` and path mean ``(..., 5 + n_extra)`` -> features."""
-        size = len(self.segment_weights)
-        segments = tokens.unfold(-1, size, self.segment_hop) @ self.segment_weights  # (..., F, n_segments)
-        ordered = segments.sort(dim=-1).values
-        middle = (ordered.shape[-1] - 1) / 2
-        median = (ordered[..., int(middle)] + ordered[..., int(middle + 0.5)]) / 2
-        powers = (median * self.subband_log_gain.exp()) @ self.band_sum
+    def _readout(self, spectra: Tensor, path_mean: Tensor) -> Tensor:
+        """An epoch's patch spectra ``(..., n_bins, n_patches)`` and path mean ``(..., 5 + n_extra)`` ->
+        features: the recipe's median over patches per bin and trapezoid per band."""
+        n_patches = spectra.shape[-1]
+        ordered = spectra.sort(dim=-1).values
+        median = (ordered[..., (n_patches - 1) // 2] + ordered[..., n_patches // 2]) / 2
+        psd = median * (self.bin_log_gain.exp() / median_bias(n_patches))
+        powers = psd @ self.band_weights
         logs = torch.log(powers + LOG_EPS) + path_mean[..., :N_BANDS]
         relative = torch.softmax(logs, dim=-1)
         return torch.cat([logs, relative, path_mean[..., N_BANDS:]], dim=-1)
