@@ -35,6 +35,8 @@ class FeatureStream:
     name: str
     samples: np.ndarray
     features: np.ndarray
+    good: np.ndarray
+    """(n_epochs,): each epoch's quality verdict (False: it would not move the live normaliser)."""
 
     @property
     def n_epochs(self) -> int:
@@ -49,15 +51,17 @@ def signal_path_streams(
 ) -> list[FeatureStream]:
     """µV chunks ``(n, n_channels)`` through a :class:`SignalPath`: one stream per channel."""
     path = SignalPath(sfreq, len(names), clip_range_uv=clip_range_uv)
-    samples, features = [], []
+    samples, features, good = [], [], []
     for chunk in chunks:
         resampled, epochs = path.push_resampled(chunk)
         samples.append(resampled)
         features += [epoch_features(epoch.data_uv) for epoch in epochs]
+        good += [epoch.quality.ok for epoch in epochs]
     n_samples = len(features) * path.config.epoch_len
     joined = np.concatenate(samples)[:n_samples].astype(np.float32)
     table = np.asarray(features, dtype=np.float32).reshape(len(features), len(names), N_FEATURES)
-    return [FeatureStream(name, joined[:, c], table[:, c]) for c, name in enumerate(names)]
+    flags = np.asarray(good, dtype=bool)
+    return [FeatureStream(name, joined[:, c], table[:, c], flags) for c, name in enumerate(names)]
 
 
 def recording_streams(path: Path, channels: Sequence[str]) -> list[FeatureStream]:
@@ -113,9 +117,10 @@ class DistillConfig:
     seed: int = 0
 
 
-def feature_scale(streams: Sequence[FeatureStream]) -> torch.Tensor:
-    """One over each feature's variance on ``streams``: weights that make the loss one minus R²."""
-    return torch.from_numpy(1.0 / np.concatenate([s.features for s in streams]).var(axis=0)).float()
+def feature_scale(features: np.ndarray) -> torch.Tensor:
+    """One over each recipe feature's variance over ``features (..., 10)``: weights that make the
+    :func:`feature_loss` one minus R²."""
+    return torch.from_numpy(1.0 / features.reshape(-1, N_FEATURES).var(axis=0)).float()
 
 
 def feature_loss(predicted: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -130,7 +135,7 @@ def distill(
     (one minus R², averaged over features), on random crops; returns the loss every 25 steps."""
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
-    scale = feature_scale(streams)
+    scale = feature_scale(np.concatenate([s.features for s in streams]))
     conv = [front_end.spectral_conv.weight]
     rest = [p for n, p in front_end.named_parameters() if not n.startswith(("spectral_conv", "extra"))]
     optimizer = torch.optim.Adam(

@@ -1,0 +1,85 @@
+"""End-to-end fine-tuning of a raw model on labelled raw nights the test writes (EDF + hypnogram pairs):
+the loss goes down, the checkpoint loads and stages; ``streamstage train --raw --edf`` does the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import edfio
+import numpy as np
+import pytest
+import torch
+
+from streamstage.cli import main
+from streamstage.model.checkpoint import StagingModel, load_model, save_model
+from streamstage.model.raw_frontend import FrontEndConfig, RawFrontEnd
+from streamstage.model.raw_model import raw_model
+from streamstage.model.stager import StagerConfig, StagingNet
+from streamstage.offline import RecordingSource, stage_recording
+from streamstage.sim import SyntheticEEG
+from streamstage.training.edf_pairs import labelled_nights
+from streamstage.training.raw_finetune import FinetuneConfig, finetune
+
+HYPNOGRAMS = ([0, 0, 1, 2, 2, 3, 3, 3, 2, 4, 4, 0], [0, 1, 2, 3, 3, 2, 2, 4, 4, 4, 1, 0])
+
+
+def write_night(folder: Path, name: str, hypnogram: list[int], seed: int) -> None:
+    values = SyntheticEEG(hypnogram, 100.0, seed=seed).generate()[0].astype(np.float64)
+    signal = edfio.EdfSignal(values, 100, label="Fpz-Cz", physical_dimension="uV", physical_range=(-800, 800))
+    edfio.Edf([signal]).write(folder / f"{name}.edf")
+    (folder / f"{name}-hypnogram.txt").write_text("\n".join(str(code) for code in hypnogram) + "\n")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("labelled")
+    for index, hypnogram in enumerate(HYPNOGRAMS):
+        write_night(folder, f"night{index}", hypnogram, seed=index)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_raw() -> StagingModel:
+    torch.manual_seed(0)
+    feature_model = StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=1)).eval())
+    return raw_model(feature_model, RawFrontEnd(FrontEndConfig(d_model=8, n_layers=1, d_state=4, n_extra=2)))
+
+
+def test_labelled_nights_come_from_the_signal_path_with_their_labels(folder) -> None:
+    nights = labelled_nights(folder, ["Fpz-Cz"])
+    assert [n.name for n in nights] == ["night0", "night1"]
+    for night, hypnogram in zip(nights, HYPNOGRAMS, strict=True):
+        assert night.samples.shape == (1, len(night) * 3000)
+        assert night.features.shape == (len(night), 1, 10)
+        np.testing.assert_array_equal(night.labels, hypnogram[: len(night)])
+
+
+def test_finetuning_lowers_the_loss_and_the_checkpoint_stages(folder, small_raw, tmp_path) -> None:
+    nights = labelled_nights(folder, ["Fpz-Cz"])
+    config = FinetuneConfig(steps=40, batch_size=2, crop_epochs=6, learning_rate=3e-3)
+    before = small_raw.model_id
+    tuned, history = finetune(small_raw, nights, config)
+    assert history[-1]["stage_loss"] < history[0]["stage_loss"]
+    assert tuned.model_id != before
+    assert StagingModel(small_raw.net, front_end=small_raw.front_end).model_id == before  # a copy was tuned
+    path = tmp_path / "tuned.pt"
+    save_model(tuned, path)
+    loaded = load_model(path)
+    assert loaded.is_raw and loaded.model_id == tuned.model_id
+    assert loaded.training["finetune"]["history"] == history
+    staged = stage_recording(RecordingSource.open(folder / "night0.edf", ["Fpz-Cz"]), loaded)
+    assert len(staged) == len(HYPNOGRAMS[0])
+
+
+def test_train_raw_on_an_edf_folder_writes_a_raw_checkpoint(folder, small_raw, tmp_path) -> None:
+    start = tmp_path / "start.pt"
+    save_model(small_raw, start)
+    out = tmp_path / "cli.pt"
+    argv = ["train", "--raw", "--edf", str(folder), "--model", str(start), "--out", str(out)]
+    assert main([*argv, "--max-steps", "3", "--batch-size", "2", "--crop-epochs", "4"]) == 0
+    assert load_model(out).is_raw
+    assert (tmp_path / "cli.log.json").is_file()
+
+
+def test_train_raw_needs_raw_recordings(tmp_path) -> None:
+    assert main(["train", "--raw", "--features", str(tmp_path), "--out", str(tmp_path / "x.pt")]) != 0
