@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstage import STAGES
+from streamstage.errors import ConfigError
 from streamstage.training.arguments import add_night_source_arguments
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        help="a shipped model by name (default, psg) or a checkpoint file (default: default)",
+        help="a shipped model by name (default, psg, raw) or a checkpoint file (default: default)",
     )
     parser.add_argument("--json", type=Path, help="also write the scores (pooled and per night) as JSON")
     parser.add_argument(
@@ -102,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     model = load_model(args.model)
     args.channels = list(model.channels) if not args.channels else args.channels
+    if model.is_raw and not args.edf:
+        raise ConfigError(
+            f"{model.source} reads raw samples, not a feature set; evaluate it on recordings with --edf DIR."
+        )
     if args.edf:
         scores, per_night = _score_edf(args, model, Console(stderr=True))
     else:
