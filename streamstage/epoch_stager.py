@@ -3,10 +3,11 @@ evaluation and cross-validation all run.
 
 It carries the causal normaliser and the Mamba state of one stream (the live pipeline) or of a batch of
 independent streams (nights stepped together in evaluation). Both go through :meth:`EpochStager.push_batch`,
-so what evaluation measures is what runs at night. The network steps through
-:class:`~streamstage.model.fast_step.FastStepper` (NumPy, ~60 µs an epoch; one per member of an
-ensemble), which equals the PyTorch reference step within float32 rounding and exchanges its state in the
-reference's :class:`StackState` format, so saved nights stay portable.
+so what evaluation measures is what runs at night. The model steps through one
+:class:`~streamstage.model.fast_step.FastStepper` (NumPy; every member of an ensemble in the same
+operators, ~60 µs an epoch for the default's three), which equals the PyTorch reference step within float32
+rounding and exchanges its state in the reference's :class:`StackState` format, so saved nights stay
+portable.
 """
 
 from __future__ import annotations
@@ -18,16 +19,8 @@ import numpy as np
 from streamstage.errors import ModelError
 from streamstage.features import CausalNormalizer
 from streamstage.model.checkpoint import StagingModel
-from streamstage.model.ensemble import networks
 from streamstage.model.fast_step import FastStepper
 from streamstage.model.stack import StackState
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Stage probabilities in float64, each row summing to 1 to rounding."""
-    shifted = np.asarray(logits, dtype=np.float64)
-    shifted = np.exp(shifted - shifted.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class EpochStager:
@@ -49,18 +42,17 @@ class EpochStager:
         self.normalizer = CausalNormalizer(
             len(model.channels), model.normalizer, batch_size=None if batch_size == 1 else batch_size
         )
-        self._steppers = [FastStepper.from_net(net, batch_size) for net in networks(model.net)]
+        self._stepper = FastStepper.from_net(model.net, batch_size)
 
     @property
     def state(self) -> StackState:
-        """Every member's Mamba state as the reference ``step`` carries it, members' layers in order."""
-        return StackState(tuple(layer for s in self._steppers for layer in s.to_stack_state().layers))
+        """The Mamba state as the reference ``step`` carries it (an ensemble's: members' layers in order)."""
+        return self._stepper.to_stack_state()
 
     def push_batch(self, features: np.ndarray, update: np.ndarray | bool = True) -> np.ndarray:
         """One epoch of every stream ``(batch, n_channels, 10)`` -> probabilities ``(batch, 5)``; an
         ensemble averages its members' probabilities."""
-        inputs = self.normalizer.push_batch(features, update)
-        return np.mean([softmax(stepper.step(inputs)) for stepper in self._steppers], axis=0)
+        return self._stepper.probabilities(self.normalizer.push_batch(features, update))
 
     def push(self, features: np.ndarray, update_normalizer: bool = True) -> np.ndarray:
         """One epoch's features ``(n_channels, 10)`` of a single stream -> probabilities ``(5,)``."""
@@ -71,7 +63,4 @@ class EpochStager:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.normalizer.load_state_dict(state["normalizer"])
-        loaded = self.model.net.load_state(state["model"]).layers
-        n = len(loaded) // len(self._steppers)
-        for i, stepper in enumerate(self._steppers):
-            stepper.load_stack_state(StackState(loaded[i * n : (i + 1) * n]))
+        self._stepper.load_stack_state(self.model.net.load_state(state["model"]))

@@ -1,5 +1,5 @@
-"""The NumPy fast step against the PyTorch reference step: single stream, batched, resumed, other sizes,
-and bit-identical outputs however a night is cut into calls."""
+"""The NumPy fast step against the PyTorch reference step: one network and the whole shipped ensemble,
+single stream, batched, resumed, other sizes, and bit-identical outputs however a night is cut into calls."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from streamstage.errors import ModelError
 from streamstage.model.checkpoint import load_model
-from streamstage.model.ensemble import networks
+from streamstage.model.ensemble import EnsembleNet, networks
 from streamstage.model.fast_step import FastStepper
 from streamstage.model.stack import StackState
 from streamstage.model.stager import StagerConfig, StagingNet
@@ -20,9 +20,20 @@ TOL = 1e-5
 
 
 @functools.cache
+def _ensemble() -> EnsembleNet:
+    """The shipped default model: an ensemble, whose members the stepper steps together."""
+    net = load_model().net
+    assert isinstance(net, EnsembleNet)
+    return net
+
+
 def _default() -> StagingNet:
-    """The shipped default's (first) network: an ensemble steps each member this way."""
-    return networks(load_model().net)[0]
+    """The shipped default's first network, stepped alone."""
+    return networks(_ensemble())[0]
+
+
+def _model(kind: str) -> StagingNet | EnsembleNet:
+    return _ensemble() if kind == "ensemble" else _default()
 
 
 @functools.cache
@@ -47,15 +58,16 @@ def _random_net(
     return net.eval()
 
 
-def _features(batch: int, n_epochs: int, net: StagingNet, seed: int = 0) -> np.ndarray:
+def _features(batch: int, n_epochs: int, net: StagingNet | EnsembleNet, seed: int = 0) -> np.ndarray:
     shape = (batch, n_epochs, len(net.config.channels), net.config.n_features)
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def _reference(
-    net: StagingNet, features: np.ndarray, state: StackState | None = None
+    net: StagingNet | EnsembleNet, features: np.ndarray, state: StackState | None = None
 ) -> tuple[np.ndarray, StackState]:
-    """Logits of ``StagingNet.step`` epoch by epoch (its own chunking does not matter: tested elsewhere)."""
+    """Outputs of the reference ``step`` epoch by epoch (its own chunking does not matter: tested
+    elsewhere): a network's logits, an ensemble's log mean probability."""
     state = net.init_state(features.shape[0]) if state is None else state
     outputs = []
     for epoch in range(features.shape[1]):
@@ -64,9 +76,10 @@ def _reference(
     return np.stack(outputs, axis=1), state
 
 
+@pytest.mark.parametrize("kind", ["network", "ensemble"])
 @pytest.mark.parametrize("batch", [1, 7])
-def test_default_model_equals_reference(batch: int) -> None:
-    net = _default()
+def test_default_model_equals_reference(kind: str, batch: int) -> None:
+    net = _model(kind)
     features = _features(batch, 60, net)
     expected, state = _reference(net, features)
     stepper = FastStepper.from_net(net, batch)
@@ -90,22 +103,51 @@ def test_random_models_of_other_sizes_equal_reference(
     np.testing.assert_allclose(FastStepper.from_net(net, 3).run(features), expected, atol=TOL, rtol=TOL)
 
 
-def test_resume_through_stack_state_both_ways() -> None:
+def test_probabilities_are_the_mean_of_the_members_reference_softmax() -> None:
+    """What live staging reads: float64 rows summing to 1, each the mean of the members' probabilities."""
+    net = _ensemble()
+    features = _features(3, 20, net, seed=5)
+    stepper = FastStepper.from_net(net, 3)
+    members = [_reference(member, features)[0] for member in networks(net)]
+    expected = np.mean([torch.softmax(torch.from_numpy(m), dim=-1).numpy() for m in members], axis=0)
+    got = np.stack([stepper.probabilities(features[:, epoch]) for epoch in range(20)], axis=1)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(got, expected, atol=TOL)
+
+
+def test_softmax_shifts_by_the_maximum_where_logits_could_overflow() -> None:
+    """A head whose logits are not bounded below exp's overflow takes the shifted softmax, same result."""
+    net = _random_net(1, 16, 1, 4, 2, seed=9)
+    with torch.no_grad():
+        net.head.weight.mul_(2000.0)
+    features = _features(2, 10, net, seed=6)
+    expected, _ = _reference(net, features)
+    stepper = FastStepper.from_net(net, 2)
+    got = np.stack([stepper.probabilities(features[:, epoch]) for epoch in range(10)], axis=1)
+    reference = torch.softmax(torch.from_numpy(expected).double(), dim=-1).numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, reference, atol=TOL)
+
+
+@pytest.mark.parametrize("kind", ["network", "ensemble"])
+def test_resume_through_stack_state_both_ways(kind: str) -> None:
     """A state saved by either implementation (as ``state.npz`` holds it) continues in the other."""
-    net = _default()
+    net = _model(kind)
     features = _features(2, 50, net, seed=2)
     expected, _ = _reference(net, features)
     _, reference_state = _reference(net, features[:, :20])
     stepper = FastStepper.from_net(net, 2)
-    stepper.load_stack_state(net.backbone.load_state(reference_state.to_dict()))
+    stepper.load_stack_state(net.load_state(reference_state.to_dict()))
     np.testing.assert_allclose(stepper.run(features[:, 20:35]), expected[:, 20:35], atol=TOL, rtol=TOL)
     saved = {key: value.numpy() for key, value in stepper.to_stack_state().to_dict().items()}
-    resumed, _ = _reference(net, features[:, 35:], net.backbone.load_state(saved))
+    resumed, _ = _reference(net, features[:, 35:], net.load_state(saved))
     np.testing.assert_allclose(resumed, expected[:, 35:], atol=TOL, rtol=TOL)
 
 
-def test_bit_identical_however_the_night_is_cut() -> None:
-    net = _default()
+@pytest.mark.parametrize("kind", ["network", "ensemble"])
+def test_bit_identical_however_the_night_is_cut(kind: str) -> None:
+    net = _model(kind)
     features = _features(3, 45, net, seed=3)
     whole = FastStepper.from_net(net, 3).run(features)
     pieces, stepper = [], FastStepper.from_net(net, 3)
@@ -117,8 +159,9 @@ def test_bit_identical_however_the_night_is_cut() -> None:
     np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
 
 
-def test_step_streams_moves_only_those_streams() -> None:
-    net = _default()
+@pytest.mark.parametrize("kind", ["network", "ensemble"])
+def test_step_streams_moves_only_those_streams(kind: str) -> None:
+    net = _model(kind)
     features = _features(4, 12, net, seed=4)
     alone = [FastStepper.from_net(net, 1).run(features[i : i + 1])[0] for i in range(4)]
     stepper = FastStepper.from_net(net, 4)
@@ -137,8 +180,9 @@ def test_step_streams_moves_only_those_streams() -> None:
         np.testing.assert_allclose(np.stack(got[i]), alone[i][: counts[i]], atol=TOL, rtol=TOL)
 
 
-def test_stage_nights_of_different_lengths() -> None:
-    net = _default()
+@pytest.mark.parametrize("kind", ["network", "ensemble"])
+def test_stage_nights_of_different_lengths(kind: str) -> None:
+    net = _model(kind)
     nights = [_features(1, n, net, seed=n)[0] for n in (5, 30, 12)]
     staged = FastStepper.from_net(net, 4).stage_nights(nights)
     for night, logits in zip(nights, staged, strict=True):
@@ -155,6 +199,8 @@ def test_misuse_is_refused_clearly() -> None:
         stepper.step_streams(np.zeros((2, 1, 10), np.float32), [1, 1])
     with pytest.raises(ModelError, match="batch size"):
         stepper.load_stack_state(net.init_state(3))
+    with pytest.raises(ModelError, match="batch size"):  # one member's state is not the ensemble's
+        FastStepper.from_net(_ensemble(), 2).load_stack_state(net.init_state(2))
     bidirectional = StagingNet(StagerConfig(bidirectional=True))
     with pytest.raises(ModelError, match="bidirectional"):
         FastStepper.from_net(bidirectional)
