@@ -48,14 +48,28 @@ def stage_panel(state: DashboardState) -> Panel:
         p = 0.0 if epoch is None else float(epoch.probs[stage])
         bars.add_row(name, Bar(1.0, 0.0, p, color=stage_colour(stage)), f"{p:.0%}")
     title = "stage" if epoch is None else f"stage · epoch {epoch.index}"
-    subtitle = None
-    if epoch is not None and not epoch.quality_ok:
-        subtitle = Text(f"signal {epoch.quality}", style="bold red")
+    notes = [] if epoch is None or epoch.quality_ok else [Text(f"signal {epoch.quality}", style="bold red")]
+    if state.provisional is not None:
+        notes.append(provisional_text(state))
+    subtitle = Text(" · ").join(notes) if notes else None
     return Panel(
         Group(Align.center(word), Align.center(caption), bars),
         title=title,
         title_align="left",
         subtitle=subtitle,
+    )
+
+
+def provisional_text(state: DashboardState) -> Text:
+    """The epoch in progress as a raw model reads it so far: ``now N2 71% · 15 s in``; shown in the stage
+    panel's border so the layout keeps its size."""
+    provisional = state.provisional
+    if provisional is None:
+        return Text("")
+    return Text.assemble(
+        ("now ", "dim"),
+        (provisional.stage_name, f"bold {stage_colour(provisional.stage)}"),
+        (f" {provisional.confidence:.0%} · {provisional.elapsed_s:.0f} s in", "dim"),
     )
 
 

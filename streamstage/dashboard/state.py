@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from streamstage import STAGES
-from streamstage.records import StagedEpoch
+from streamstage.records import ProvisionalStage, StagedEpoch
 from streamstage.stats import UNKNOWN, Agreement, SleepStats, agreement, sleep_stats
 
 
@@ -46,6 +46,8 @@ class DashboardState:
     max_latencies: int = 1000
     max_events: int = 50
     latest: StagedEpoch | None = field(default=None, init=False)
+    provisional: ProvisionalStage | None = field(default=None, init=False)
+    """The epoch in progress as a raw model reads it so far (transient: not kept by ``state_dict``)."""
     trace_uv: np.ndarray = field(init=False, repr=False)
     latencies: deque[float] = field(init=False, repr=False)
     events: deque[str] = field(init=False, repr=False)
@@ -97,6 +99,8 @@ class DashboardState:
         self._append(epoch.stage, UNKNOWN if truth is None else truth, epoch.probs, epoch.quality_ok)
         self._next_index = epoch.index + 1
         self.latest = epoch
+        if self.provisional is not None and self.provisional.index <= epoch.index:
+            self.provisional = None  # that epoch is final now
         self.epoch_s = epoch.duration_s
         self.latencies.append(epoch.latency_s)
 
@@ -120,6 +124,10 @@ class DashboardState:
             "probs": self._probs,
             "quality_ok": self._quality_ok,
         }
+
+    def set_provisional(self, provisional: ProvisionalStage) -> None:
+        """Show the epoch in progress (a provisional stage from a raw model) until it is staged."""
+        self.provisional = provisional
 
     def push_trace(self, samples_uv: ArrayLike) -> None:
         """Append filtered EEG (µV at ``trace_sfreq``), keeping the last ``trace_s`` seconds."""
