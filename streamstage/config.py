@@ -1,6 +1,7 @@
 """Settings from a TOML file (``--config streamstage.toml``) and from flags; flags win.
 
-Use: :func:`add_arguments` on the ``run`` parser, then :func:`resolve_settings` on the parsed arguments.
+Use: :func:`add_arguments` on the ``run`` parser, then :func:`resolve_settings` on the parsed flags
+(``vars(args)``, or any mapping of the same dests from a program).
 Every option added here defaults to None so "not given" can be told apart from "given the default"; the
 real defaults live in one place, :class:`~streamstage.alarm.AlarmConfig`. Hooks from ``--hook`` are added to
 the file's hooks rather than replacing them. See ``examples/streamstage.toml`` for every key.
@@ -45,10 +46,37 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a l
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """Which stream to stage, and how: the ``[stream]`` table, or the ``run`` flags of the same names."""
+
+    name: str | None = None
+    type: str | None = None
+    channel: tuple[str, ...] | None = None
+    """The channel(s) or derivation(s) to stage (default: the model's, else the nearest frontal one)."""
+    reference: str | None = None
+    out: Path | None = None
+    """The night folder (default: a new dated folder under ./nights)."""
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> StreamSettings:
+        """From ``[stream]`` strings: ``channel`` is comma-separated for a multi-channel model."""
+        checked = {key: _typed(value, str, f"stream.{key}") for key, value in values.items()}
+        channel = checked.get("channel")
+        out = checked.get("out")
+        return cls(
+            name=checked.get("name"),
+            type=checked.get("type"),
+            channel=tuple(c.strip() for c in channel.split(",")) if channel else None,
+            reference=checked.get("reference"),
+            out=Path(out) if out else None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the alarm, clock and hooks need, resolved; ``alarm`` is None when no alarm time is set."""
 
-    stream: dict[str, Any] = field(default_factory=dict)
+    stream: StreamSettings = field(default_factory=StreamSettings)
     alarm: AlarmConfig | None = None
     start_clock: str | None = None
     sleep_onset_epochs: int = DEFAULT_ONSET_EPOCHS
@@ -119,43 +147,45 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def resolve_settings(args: argparse.Namespace) -> Settings:
-    """Merge ``args.config`` (if any) with the flags: a flag that was given wins over the file."""
-    path: Path | None = getattr(args, "config", None)
+def resolve_settings(flags: Mapping[str, Any]) -> Settings:
+    """Merge the file ``flags["config"]`` (if any) with the flags: a flag that was given wins over the file.
+
+    ``flags`` maps the ``run`` flags' dests to values, None where not given (``vars(args)``)."""
+    path: Path | None = flags.get("config")
     config = load_config(path) if path is not None else {}
-    stream = {key: _typed(value, str, f"stream.{key}") for key, value in config.get("stream", {}).items()}
-    stream.update({key: getattr(args, key) for key in STREAM_KEYS if getattr(args, key, None) is not None})
+    stream = dict(config.get("stream", {}))
+    stream.update({key: str(flags[key]) for key in STREAM_KEYS if flags.get(key) is not None})
     base_dir = path.resolve().parent if path is not None else Path.cwd()
     file_hooks = tuple(
         _hook_from_table(row, base_dir, f"hooks[{i}]") for i, row in enumerate(config.get("hooks", []))
     )
-    flag_hooks = tuple(_hook_from_flag(text) for text in getattr(args, "hooks", None) or ())
-    onset_value = _pick(args, "sleep_onset_epochs", config.get("events", {}), "sleep_onset_epochs")
+    flag_hooks = tuple(_hook_from_flag(text) for text in flags.get("hooks") or ())
+    onset_value = _pick(flags, "sleep_onset_epochs", config.get("events", {}), "sleep_onset_epochs")
     where = "events.sleep_onset_epochs"
     onset_epochs = DEFAULT_ONSET_EPOCHS if onset_value is None else _positive_int(onset_value, where)
-    start_clock = _pick(args, "start_clock", config.get("clock", {}), "start_clock")
+    start_clock = _pick(flags, "start_clock", config.get("clock", {}), "start_clock")
     if start_clock is not None:  # a typo must fail now, not at 7 in the morning
         ClockMap.from_start_clock(_typed(start_clock, str, "clock.start_clock"))
     return Settings(
-        stream=stream,
-        alarm=_alarm_config(args, config.get("alarm", {}), onset_epochs),
+        stream=StreamSettings.from_values(stream),
+        alarm=_alarm_config(flags, config.get("alarm", {}), onset_epochs),
         start_clock=start_clock,
         sleep_onset_epochs=onset_epochs,
         hooks=file_hooks + flag_hooks,
     )
 
 
-def _pick(args: argparse.Namespace, dest: str, table: Mapping[str, Any], key: str) -> Any:
-    flag = getattr(args, dest, None)
+def _pick(flags: Mapping[str, Any], dest: str, table: Mapping[str, Any], key: str) -> Any:
+    flag = flags.get(dest)
     return flag if flag is not None else table.get(key)
 
 
 def _alarm_config(
-    args: argparse.Namespace, table: Mapping[str, Any], onset_epochs: int
+    flags: Mapping[str, Any], table: Mapping[str, Any], onset_epochs: int
 ) -> AlarmConfig | None:
     values: dict[str, Any] = {}
     for key, (flag, dest, attribute, convert) in _ALARM_FIELDS.items():
-        given = getattr(args, dest, None)
+        given = flags.get(dest)
         value, where = (given, flag) if given is not None else (table.get(key), f"alarm.{key}")
         if value is not None:
             values[attribute] = convert(value, where)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamstage.config import Settings, add_arguments, load_config, resolve_settings
+from streamstage.config import Settings, StreamSettings, add_arguments, load_config, resolve_settings
 from streamstage.errors import ConfigError
 from streamstage.hooks import build_hook
 
@@ -33,17 +33,14 @@ def settings_for(argv: list[str], toml: str | None = None, folder: Path | None =
         path = folder / "streamstage.toml"
         path.write_text(toml)
         argv = [*argv, "--config", str(path)]
-    return resolve_settings(parser().parse_args(argv))
+    return resolve_settings(vars(parser().parse_args(argv)))
 
 
 def test_the_example_config_is_complete_and_its_hooks_build() -> None:
-    resolved = resolve_settings(parser().parse_args(["--config", str(EXAMPLE)]))
-    assert resolved.stream == {
-        "name": "Muse-EEG",
-        "type": "EEG",
-        "channel": "AF7",
-        "reference": "TP9",
-    }  # no `out`: each night gets a new dated folder unless one is named
+    resolved = resolve_settings(vars(parser().parse_args(["--config", str(EXAMPLE)])))
+    assert resolved.stream == StreamSettings(
+        name="Muse-EEG", type="EEG", channel=("AF7",), reference="TP9"
+    )  # no `out`: each night gets a new dated folder unless one is named
     alarm = resolved.alarm
     assert alarm is not None
     assert (alarm.time, alarm.window_s, alarm.light_stages, alarm.consecutive) == (time(7), 1800, (1, 2), 2)
@@ -64,7 +61,7 @@ def test_flags_win_over_the_file_which_wins_over_defaults(tmp_path: Path) -> Non
         '[stream]\nchannel = "AF7"\nname = "Muse"\n[alarm]\ntime = "07:00"\nwindow = "30m"\nmin_prob = 0.7\n'
     )
     resolved = settings_for(["--channel", "Fpz", "--window", "45 min", "--alarm", "06:30"], toml, tmp_path)
-    assert resolved.stream == {"channel": "Fpz", "name": "Muse"}
+    assert resolved.stream == StreamSettings(name="Muse", channel=("Fpz",))
     assert resolved.alarm is not None
     assert (resolved.alarm.time, resolved.alarm.window_s, resolved.alarm.min_prob) == (time(6, 30), 2700, 0.7)
     assert resolved.alarm.consecutive == 2  # neither: the documented default

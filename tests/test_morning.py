@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from streamstage.cli import main
+from streamstage.config import Settings
 from streamstage.errors import ModelError
 from streamstage.io.hypnogram import read_hypnogram
-from streamstage.live.raw_sink import RawSink
 from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.meta import StreamLayout
 from streamstage.model.checkpoint import StagingModel
@@ -25,6 +25,8 @@ from streamstage.report import write_report
 from streamstage.report.night import read_night
 from streamstage.report.rescore import RESCORED_FILE, read_rescored, read_rescored_probs, rescore_night
 from streamstage.sim import SyntheticEEG
+from streamstage.sinks import night_sinks
+from streamstage.sinks.raw import RawSink
 from streamstage.stats import UNKNOWN
 
 SFREQ = 100.0
@@ -43,7 +45,11 @@ def night_dir(tmp_path_factory) -> Path:
     )
     writer = NightWriter(folder)
     session = NightSession(
-        model, layout, writer, SessionOptions(now=lambda: 1.7e9), signal_sinks=(RawSink(folder),)
+        model,
+        layout,
+        writer,
+        SessionOptions(now=lambda: 1.7e9),
+        night_sinks(writer, Settings(), extra=[RawSink(folder)]),
     )
     times = 1000.0 + np.arange(len(eeg)) / SFREQ
     for start in range(0, len(eeg), 100):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from streamstage.config import Settings
 from streamstage.errors import OutputError, ResumeError
 from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.meta import StreamLayout
@@ -25,6 +26,7 @@ from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.output import NightWriter
 from streamstage.report.night import read_night
 from streamstage.sim import SyntheticEEG
+from streamstage.sinks import Delivery, NightSink, night_sinks
 from streamstage.stats import sleep_stats
 
 SFREQ = 256.0
@@ -205,13 +207,14 @@ def test_epochs_without_data_are_unknown_everywhere_but_the_model_steps_on(model
     clock, folder = Clock(), tmp_path / "night"
     received = []
 
-    class Sink:
-        def push(self, epoch) -> None:
-            received.append(epoch)
+    class Sink(NightSink):
+        def on_epoch(self, delivery: Delivery) -> None:
+            received.append(delivery.outward)
 
     writer = NightWriter(folder)
     writers.append(writer)
-    session = NightSession(model, _layout(), writer, SessionOptions(now=clock), sinks=(Sink(),))
+    sinks = night_sinks(writer, Settings(), extra=[Sink()])
+    session = NightSession(model, _layout(), writer, SessionOptions(now=clock), sinks)
     damaged = eeg.copy()
     damaged[int(60 * SFREQ) : int(150 * SFREQ)] = np.nan  # three epochs without any sample
     before = session.pipeline

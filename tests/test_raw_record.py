@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from streamstage.config import Settings
 from streamstage.io.hypnogram import read_hypnogram
 from streamstage.io.raw_record import (
     UV_PER_DIGIT,
@@ -30,7 +31,6 @@ from streamstage.io.raw_record import (
     raw_parts,
     read_layout,
 )
-from streamstage.live.raw_sink import RawSink
 from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.meta import StreamLayout
 from streamstage.lsl.replay import ReplayThread
@@ -39,6 +39,8 @@ from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.output import NightWriter
 from streamstage.report.night import read_night
+from streamstage.sinks import night_sinks
+from streamstage.sinks.raw import RawSink
 
 SFREQ = 100.0
 LABELS = ("sample_index", "Fpz")
@@ -131,7 +133,9 @@ def _layout() -> StreamLayout:
 def _night(model, folder: Path, resume: bool = False) -> tuple[NightSession, NightWriter]:
     writer = NightWriter(folder, resume=resume)
     options = SessionOptions(channels=("Fpz",), reference="sample_index", now=lambda: 1.7e9)
-    session = NightSession(model, _layout(), writer, options, signal_sinks=(RawSink(folder),))
+    session = NightSession(
+        model, _layout(), writer, options, night_sinks(writer, Settings(), extra=[RawSink(folder)])
+    )
     return session, writer
 
 

@@ -20,7 +20,7 @@ def measure(
     epoch_uv: np.ndarray, clip_range: tuple[float, float] | None = None, chunk: int | None = None
 ) -> EpochQuality:
     """Quality of one single-channel epoch pushed through a meter (in chunks of ``chunk`` samples)."""
-    meter = QualityMeter(SFREQ, Fraction(EPOCH), 1, QualityThresholds(), clip_range)
+    meter = QualityMeter(SFREQ, Fraction(EPOCH), 1, QualityThresholds(), [clip_range])
     data = epoch_uv[:, None]
     finished = []
     for start in range(0, len(data), chunk or len(data)):

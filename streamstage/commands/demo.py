@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from streamstage.commands import run as run_command
 from streamstage.commands.replay import replay_speed
+from streamstage.config import resolve_settings
 from streamstage.io.hypnogram import Hypnogram, read_hypnogram
 from streamstage.lsl.scope import LOOPBACK_CFG
 from streamstage.lsl.sources import EdfSource, SampleSource, SyntheticSource
@@ -69,31 +70,44 @@ def synthetic_night() -> tuple[SyntheticSource, Hypnogram]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamstage.lsl.replay import ReplayThread
+    import torch
+    from rich.console import Console
 
+    from streamstage.lsl.replay import ReplayThread
+    from streamstage.model.checkpoint import load_model
+    from streamstage.night import NightPlan, StreamQuery, run_night
+
+    torch.set_num_threads(1)
     # The demo promises that nothing leaves this machine: loopback-only LSL, whatever the user had set.
     os.environ["LSLAPICFG"] = str(LOOPBACK_CFG)
     name = f"streamstage-demo-{uuid.uuid4().hex[:6]}"
-    run_argv = ["run", "--name", name, "--exit-after-lost", "2", "--resolve-timeout", "20"]
     source: SampleSource
     if args.synthetic:
         source, truth = synthetic_night()
         speed = SYNTHETIC_SPEED if args.speed is None else args.speed
-        run_argv += ["--truth-stream", f"{name}-stages", "--start-clock", SYNTHETIC_START_CLOCK]
-        run_argv += ["--alarm", SYNTHETIC_ALARM]
+        settings = resolve_settings({"start_clock": SYNTHETIC_START_CLOCK, "alarm": SYNTHETIC_ALARM})
+        plan = NightPlan(settings=settings, truth_stream=f"{name}-stages")
     else:
         source, truth = EdfSource(bundled(SAMPLE_EDF)), None
         speed = SAMPLE_SPEED if args.speed is None else args.speed
-        run_argv += ["--channel", SAMPLE_CHANNEL]
-    run_argv += ["--no-dashboard"] if args.no_dashboard else []
-    run_argv += ["--out", str(args.out)] if args.out else []
-    run_argv += ["--model", str(args.model)] if args.model else []
+        plan = NightPlan(channels=(SAMPLE_CHANNEL,))
+    plan = replace(
+        plan,
+        out=args.out,
+        model_asked=None if args.model is None else str(args.model),
+        exit_after_lost_s=2.0,
+        display="lines" if args.no_dashboard else "dashboard",
+    )
+    console = Console(stderr=True)
     replay = ReplayThread(source, speed, name=name, hypnogram=truth, wait_for_consumer_s=30.0, linger_s=1.0)
     replay.start()
     try:
-        parser = argparse.ArgumentParser(prog="streamstage")
-        run_command.register(parser.add_subparsers())
-        return run_command.run(parser.parse_args(run_argv))
+        model = load_model(args.model)
+        result = run_night(StreamQuery(name=name, resolve_timeout_s=20.0), model, plan, say=console.print)
     finally:
         replay.stop()
         replay.join()
+    if result.report is not None:
+        print(result.report.summary)
+    console.print(f"night folder: {result.folder}")
+    return 0

@@ -17,7 +17,6 @@ from typing import Any
 from streamstage.errors import StreamstageError
 from streamstage.live.session import NightSession
 from streamstage.lsl.inlet import SIGNAL_BACK, SIGNAL_LOST, LslInlet, StreamChunk, StreamEvent
-from streamstage.records import StagedEpoch
 
 POLL_S = 0.1
 
@@ -53,7 +52,8 @@ class TruthReader:
 
 
 class LiveLoop:
-    """Feed ``session`` from ``inlet`` and call ``on_epoch`` / ``on_refresh`` for the display."""
+    """Feed ``session`` from ``inlet``; ``on_refresh`` redraws the display (epochs reach the screen as every
+    consumer gets them: through the session's sinks)."""
 
     def __init__(
         self,
@@ -61,14 +61,12 @@ class LiveLoop:
         session: NightSession,
         options: LoopOptions | None = None,
         truth: TruthReader | None = None,
-        on_epoch: Callable[[StagedEpoch], None] | None = None,
         on_refresh: Callable[[], None] | None = None,
     ) -> None:
         self.inlet = inlet
         self.session = session
         self.options = options or LoopOptions()
         self.truth = truth
-        self.on_epoch = on_epoch
         self.on_refresh = on_refresh
         self.stop = threading.Event()
         self._lost_since: float | None = None
@@ -78,8 +76,7 @@ class LiveLoop:
             while not self.stop.is_set() and not self._finished():
                 self._step()
         finally:
-            for epoch in self.session.close():
-                self._show(epoch)
+            self.session.close()
 
     def _finished(self) -> bool:
         if self.options.max_epochs is not None and self.session.staged_count >= self.options.max_epochs:
@@ -94,8 +91,7 @@ class LiveLoop:
         if self.truth is not None:
             self.truth.drain(self.session)
         if isinstance(item, StreamChunk):
-            for epoch in self._stage(item):
-                self._show(epoch)
+            self._stage(item)
         elif isinstance(item, StreamEvent) and item.kind not in (SIGNAL_BACK, SIGNAL_LOST):
             self.session.on_stream_notice(item.kind, item.message)
         elif isinstance(item, StreamEvent):
@@ -108,20 +104,15 @@ class LiveLoop:
         if self.on_refresh:
             self.on_refresh()
 
-    def _stage(self, chunk: StreamChunk) -> list[StagedEpoch]:
+    def _stage(self, chunk: StreamChunk) -> None:
         """Stage one chunk; an unexpected failure costs that chunk (logged, shown), never the night."""
         try:
-            return self.session.on_chunk(chunk.samples, chunk.timestamps)
+            self.session.on_chunk(chunk.samples, chunk.timestamps)
         except StreamstageError:
             raise  # an expected stop (the staged channel is gone) has its own clear message
         except Exception as error:
             self.session.record_error("chunk_error", error)
-            return []
 
     def _now(self) -> datetime:
         stream_now = self.session.wall_now() if self.options.replay_clock else None
         return stream_now or datetime.now().astimezone()
-
-    def _show(self, epoch: StagedEpoch) -> None:
-        if self.on_epoch:
-            self.on_epoch(epoch)

@@ -15,7 +15,7 @@ from streamstage.errors import ResumeError
 from streamstage.lsl.meta import StreamLayout
 from streamstage.signal.channels import Montage
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 IDENTITY_FIELDS: tuple[str, ...] = ("name", "type", "source_id", "hostname", "labels")
 """What names the stream a night was started on (its uid changes with every restart of the sender)."""
 

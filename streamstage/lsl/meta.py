@@ -39,6 +39,8 @@ class StreamLayout:
     labels: tuple[str, ...]
     units: tuple[str, ...]
     types: tuple[str, ...]
+    physical_ranges: tuple[tuple[float, float] | None, ...] = ()
+    """Each channel's physical range in its unit, where the sender says it (our replay of an EDF does)."""
 
     @property
     def n_channels(self) -> int:
@@ -60,7 +62,7 @@ class StreamLayout:
     def from_info(cls, info: Any) -> StreamLayout:
         """Read a ``pylsl.StreamInfo``; channels without a label are called ``ch1``, ``ch2``, ..."""
         n_channels = info.channel_count()
-        labels, units, types = _read_channels(info.desc(), n_channels)
+        labels, units, types, ranges = _read_channels(info.desc(), n_channels)
         code = info.channel_format()
         return cls(
             name=info.name(),
@@ -73,29 +75,55 @@ class StreamLayout:
             labels=tuple(label or f"ch{i + 1}" for i, label in enumerate(labels)),
             units=units,
             types=types,
+            physical_ranges=ranges if any(r is not None for r in ranges) else (),
         )
 
 
-def write_channels(info: Any, labels: Sequence[str], units: Sequence[str], types: Sequence[str]) -> None:
-    """Describe each channel of a ``pylsl.StreamInfo`` about to become an outlet."""
+def write_channels(
+    info: Any,
+    labels: Sequence[str],
+    units: Sequence[str],
+    types: Sequence[str],
+    physical_ranges: Sequence[tuple[float, float] | None] = (),
+) -> None:
+    """Describe each channel of a ``pylsl.StreamInfo`` about to become an outlet; a channel's physical
+    range (an EDF header's) goes in ``physical_min``/``physical_max``, so the receiver can spot clipping."""
     if not len(labels) == len(units) == len(types) == info.channel_count():
         raise ValueError("one label, unit and type is needed per channel")
+    ranges = list(physical_ranges) or [None] * len(labels)
     channels = info.desc().append_child("channels")
-    for label, unit, kind in zip(labels, units, types, strict=True):
+    for label, unit, kind, limits in zip(labels, units, types, ranges, strict=True):
         channel = channels.append_child("channel")
         channel.append_child_value("label", label)
         channel.append_child_value("unit", unit)
         channel.append_child_value("type", kind)
+        if limits is not None:
+            channel.append_child_value("physical_min", repr(float(limits[0])))
+            channel.append_child_value("physical_max", repr(float(limits[1])))
 
 
-def _read_channels(desc: Any, n_channels: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Labels, units and types from a description, padded with "" (a bridge may describe fewer channels)."""
-    fields: list[tuple[str, str, str]] = []
+def _read_channels(
+    desc: Any, n_channels: int
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[tuple[float, float] | None, ...]]:
+    """Labels, units, types and physical ranges from a description, padded with "" and None (a bridge may
+    describe fewer channels)."""
+    fields: list[tuple[str, str, str, tuple[float, float] | None]] = []
     channel = desc.child("channels").child("channel")
     while not channel.empty() and len(fields) < n_channels:
         label, unit, kind = (channel.child_value(key).strip() for key in ("label", "unit", "type"))
-        fields.append((label, unit, kind))
+        fields.append((label, unit, kind, _physical_range(channel)))
         channel = channel.next_sibling("channel")
-    fields += [("", "", "")] * (n_channels - len(fields))
-    labels, units, types = zip(*fields, strict=True) if fields else ((), (), ())
-    return tuple(labels), tuple(units), tuple(types)
+    fields += [("", "", "", None)] * (n_channels - len(fields))
+    if not fields:
+        return (), (), (), ()
+    labels, units, types, ranges = zip(*fields, strict=True)
+    return tuple(labels), tuple(units), tuple(types), tuple(ranges)
+
+
+def _physical_range(channel: Any) -> tuple[float, float] | None:
+    """A channel's ``physical_min``/``physical_max`` if both are numbers and the range is not empty."""
+    try:
+        low, high = (float(channel.child_value(key)) for key in ("physical_min", "physical_max"))
+    except ValueError:
+        return None
+    return (low, high) if low < high else None

@@ -3,11 +3,14 @@
 An amplifier at its rail sends a constant; the quality checks spot that as a run of identical samples at the
 epoch's extreme. But a bipolar channel such as AF7-TP9 is the railed electrode *minus a live one*, which is
 not constant at all, so the derived signal's check sees nothing. This meter runs the same measures on each
-source channel, on the same epoch grid, and an epoch whose source clipped is flagged ``"clipped"``.
+source channel, on the same epoch grid, and an epoch whose source clipped is flagged ``"clipped"``. Where
+the source's physical range is known (an EDF header, a replay's channel metadata), samples at its ends count
+as clipped too, whichever way the recording arrives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,11 +24,18 @@ class SourceClipping:
     """Which epochs (by the signal path's index) had a clipped source channel."""
 
     def __init__(
-        self, sfreq_hz: float, columns: list[int], config: SignalConfig, n_samples_in: int = 0
+        self,
+        sfreq_hz: float,
+        columns: list[int],
+        config: SignalConfig,
+        n_samples_in: int = 0,
+        ranges_uv: Sequence[tuple[float, float] | None] = (),
     ) -> None:
+        """``ranges_uv``: each stream channel's physical range in µV (None, or empty: unknown)."""
         self.columns = columns
         per_epoch = config.epoch_len * sfreq_ratio(sfreq_hz, config.model_sfreq)
-        self._meter = QualityMeter(sfreq_hz, per_epoch, len(columns), config.quality)
+        ranges = [ranges_uv[c] if c < len(ranges_uv) else None for c in columns]
+        self._meter = QualityMeter(sfreq_hz, per_epoch, len(columns), config.quality, ranges)
         epoch = int(n_samples_in // per_epoch)
         self._meter.n_in, self._meter.epoch = n_samples_in, epoch  # join the grid mid-night (a new layout)
         self._clipped: set[int] = set()

@@ -110,7 +110,11 @@ class SignalPath:
         self._bandpass = Bandpass(sfreq_in, n_channels, cfg.l_freq_hz, cfg.h_freq_hz, cfg.filter_order)
         self._resampler = Resampler(sfreq_in, cfg.model_sfreq, n_channels, cfg.resampler_half_width)
         self._quality = QualityMeter(
-            sfreq_in, cfg.epoch_len * self._resampler.ratio, n_channels, cfg.quality, self.clip_range_uv
+            sfreq_in,
+            cfg.epoch_len * self._resampler.ratio,
+            n_channels,
+            cfg.quality,
+            None if self.clip_range_uv is None else [self.clip_range_uv] * n_channels,
         )
         self._epochs = EpochBuffer(n_channels, cfg.epoch_len)
         self._trace = TraceRing(round(cfg.trace_s * cfg.model_sfreq))

@@ -9,7 +9,7 @@ of accumulators; a chunk is folded into them with a few vectorised numpy calls p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from typing import Any
@@ -110,8 +110,8 @@ class _Accumulator:
 class QualityMeter:
     """Splits raw ``(n, n_channels)`` µV chunks at epoch boundaries and returns finished epochs' qualities.
 
-    ``clip_range_uv`` is the physical range of the channels as pushed (e.g. from an EDF header); without it
-    clipping is recognised as runs of identical samples at the epoch's extreme values.
+    ``ranges_uv`` is each channel's physical range as pushed (e.g. from an EDF header; None where unknown);
+    without it clipping is recognised as runs of identical samples at the epoch's extreme values.
     """
 
     def __init__(
@@ -120,13 +120,15 @@ class QualityMeter:
         samples_per_epoch: Fraction,
         n_channels: int,
         limits: QualityThresholds,
-        clip_range_uv: tuple[float, float] | None = None,
+        ranges_uv: Sequence[tuple[float, float] | None] | None = None,
     ) -> None:
         self.sfreq_hz = sfreq_hz
         self.samples_per_epoch = samples_per_epoch
         self.n_channels = n_channels
         self.limits = limits
-        self.clip_range_uv = clip_range_uv
+        self.ranges_uv = list(ranges_uv) if ranges_uv is not None else [None] * n_channels
+        if len(self.ranges_uv) != n_channels:
+            raise ValueError(f"{len(self.ranges_uv)} physical ranges for {n_channels} channels")
         self.n_in = 0
         self.epoch = 0
         self._channels = [_Accumulator() for _ in range(n_channels)]
@@ -149,14 +151,14 @@ class QualityMeter:
                     samples[position:end, channel],
                     missing[position:end, channel],
                     self.limits.clip_run,
-                    self.clip_range_uv,
+                    self.ranges_uv[channel],
                 )
             self.n_in += end - position
             position = end
             if self.n_in == self.epoch_start(self.epoch + 1):
                 finished.append(
                     [
-                        accumulator.finish(self.sfreq_hz, self.limits, self.clip_range_uv, channel)
+                        accumulator.finish(self.sfreq_hz, self.limits, self.ranges_uv[channel], channel)
                         for channel, accumulator in enumerate(self._channels)
                     ]
                 )

@@ -8,11 +8,11 @@ V as much as V labelled µV) is pointed out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from streamstage.lsl.meta import StreamLayout
 from streamstage.signal.channels import Montage
 from streamstage.signal.units import implausible, infer_scale, scale_to_uv
 
@@ -31,12 +31,14 @@ def staged_sources(montage: Montage) -> list[int]:
     return sorted(columns | {d.reference for d in montage.derivations if d.reference is not None})
 
 
-def decide_units(layout: StreamLayout, montage: Montage, probe: np.ndarray) -> UnitDecision:
+def decide_units(
+    labels: Sequence[str], units: Sequence[str], montage: Montage, probe: np.ndarray
+) -> UnitDecision:
     """Factors for every channel; ``probe`` is ``(n, n_channels)`` of the stream's first seconds."""
     used = staged_sources(montage)
     factors: list[float] = []
     notices: list[str] = []
-    for column, (label, unit) in enumerate(zip(layout.labels, layout.units, strict=True)):
+    for column, (label, unit) in enumerate(zip(labels, units, strict=True)):
         scale = scale_to_uv(unit)
         if column in used and scale.assumed:
             scale = infer_scale(probe[:, column])

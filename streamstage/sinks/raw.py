@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from streamstage.io.raw_record import RawLayout, RawRecordWriter, annotations_path, part_path
-from streamstage.live.sinks import SignalBlock, recorded_channels
 from streamstage.output import HYPNOGRAM_FILE
-from streamstage.records import StagedEpoch
 from streamstage.report.annotations import event_annotations, stage_annotations, write_annotations
 from streamstage.report.night import read_night
 from streamstage.signal.channels import Montage
+from streamstage.sinks.base import Delivery, NightSink, SignalBlock, recorded_channels
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +31,14 @@ def disk_mb_per_hour(montage: Montage, stream_labels: tuple[str, ...], rate_hz: 
     return RawLayout(labels, rate_hz, datetime.now()).disk_bytes_per_hour() / 1e6
 
 
-class RawSink:
+class RawSink(NightSink):
     """Writes every block of signal the night stages, flushed at every epoch; see the module docstring."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.writer: RawRecordWriter | None = None
 
-    def record(self, block: SignalBlock) -> None:
+    def on_block(self, block: SignalBlock) -> None:
         if self.writer is None:
             self.writer = self._open(RawLayout(block.labels, block.sfreq_hz, block.start))
         ahead = self.writer.n_samples - block.first_index
@@ -47,7 +46,7 @@ class RawSink:
             self.writer.append(np.full((-ahead, len(block.labels)), np.nan))
         self.writer.append(block.samples_uv[max(ahead, 0) :])
 
-    def push(self, epoch: StagedEpoch) -> None:
+    def on_epoch(self, delivery: Delivery) -> None:
         """An epoch was written: flush the raw file (a constant cost per epoch). The annotations are
         rebuilt from the whole night, so only at its end (:meth:`close`); after a crash the resumed night's
         end writes them."""

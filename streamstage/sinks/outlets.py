@@ -1,0 +1,16 @@
+"""The stages published back to LSL (:class:`~streamstage.lsl.outlets.StageOutlets`) as a night sink."""
+
+from __future__ import annotations
+
+from streamstage.lsl.outlets import StageOutlets
+from streamstage.sinks.base import Delivery, NightSink
+
+
+class OutletSink(NightSink):
+    """Each epoch as a marker and as probabilities, time-stamped in the source stream's clock."""
+
+    def __init__(self, outlets: StageOutlets) -> None:
+        self.outlets = outlets
+
+    def on_epoch(self, delivery: Delivery) -> None:
+        self.outlets.push(delivery.outward)
