@@ -44,6 +44,8 @@ class Measurement:
     wall_s: float
     startup_s: float
     staging_s_per_night: float
+    cpu_s_per_night: float
+    load_1min: float
 
     @property
     def nights_per_min(self) -> float:
@@ -81,7 +83,9 @@ def time_batch(
     if failed:
         raise SystemExit(f"{runner_name}: {len(failed)} nights failed, first: {failed[0].error}")
     per_night = sum(r.seconds for r in results) / len(results)
-    return Measurement(runner_name, workers, len(results), wall_s, startup_s, per_night)
+    cpu_per_night = sum(r.cpu_s for r in results) / len(results)
+    load = os.getloadavg()[0]
+    return Measurement(runner_name, workers, len(results), wall_s, startup_s, per_night, cpu_per_night, load)
 
 
 def measure(archive: Path, scratch: Path, worker_counts: list[int], repeats: int) -> list[Measurement]:
@@ -126,9 +130,9 @@ def scaling(measurements: list[Measurement]) -> dict[str, float]:
 
 def table(measurements: list[Measurement], caption: str) -> Table:
     out = Table(title="archive throughput", caption=caption, title_justify="left", caption_justify="left")
-    # s/night: seconds a worker spent on a night (its first night includes importing PyTorch and loading
-    # the model); start s: the Dask cluster's start, before the timed run
-    for column in ("runner", "workers", "nights", "wall s", "nights/min", "s/night", "start s"):
+    # s/night, cpu s/night: wall and CPU seconds a worker spent on a night (its first night includes
+    # importing PyTorch and loading the model); load: the machine's 1-min load average after the run
+    for column in ("runner", "workers", "nights", "wall s", "nights/min", "s/night", "cpu s/night", "load"):
         out.add_column(column, justify="left" if column == "runner" else "right")
     for m in measurements:
         out.add_row(
@@ -138,7 +142,8 @@ def table(measurements: list[Measurement], caption: str) -> Table:
             f"{m.wall_s:.1f}",
             f"{m.nights_per_min:.1f}",
             f"{m.staging_s_per_night:.2f}",
-            f"{m.startup_s:.1f}" if m.startup_s else "-",
+            f"{m.cpu_s_per_night:.2f}",
+            f"{m.load_1min:.1f}",
         )
     return out
 

@@ -70,6 +70,8 @@ class FileResult:
     poor_quality_min: float = 0.0
     error: str = ""
     seconds: float = 0.0
+    cpu_s: float = 0.0
+    """The worker's wall and CPU time on the file (the first file of a worker includes loading the model)."""
 
     @property
     def failed(self) -> bool:
@@ -165,7 +167,7 @@ def worker_model(spec: str | None) -> StagingModel:
 def stage_file(job: FileJob) -> FileResult:
     """Stage one file of a batch; any failure becomes the file's ``failed`` row, never an exception, so
     one bad file cannot stop the others (this runs on a pool or Dask worker)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         model = worker_model(job.options.model)
         labels = read_labels(job.recording, job.options.stream)
@@ -175,7 +177,9 @@ def stage_file(job: FileJob) -> FileResult:
         shutil.rmtree(partial, ignore_errors=True)  # left by a run that was killed
         night = write_night(job.recording, partial, channels, job.options, model)
         result = FileResult.of_night(job.recording, job.folder, night.source.channel_labels, night.epochs)
-        result = replace(result, seconds=time.perf_counter() - started)
+        result = replace(
+            result, seconds=time.perf_counter() - started, cpu_s=time.process_time() - cpu_started
+        )
         write_done_marker(partial, job.recording, result)
         _move_into_place(partial, job.folder)
         return result
