@@ -18,12 +18,12 @@ demo: $(STAMP)
 	$(BIN)/streamstage demo
 
 test: $(STAMP)
-	$(BIN)/ruff check streamstage tests tools examples
+	$(BIN)/ruff check streamstage benchmarks tests tools examples
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check streamstage tests tools examples
-	$(BIN)/ruff format --check streamstage tests tools examples
+	$(BIN)/ruff check streamstage benchmarks tests tools examples
+	$(BIN)/ruff format --check streamstage benchmarks tests tools examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info

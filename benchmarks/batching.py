@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamstage.bench.measure import latency_summary
+from benchmarks.measure import latency_summary
 from streamstage.model.fast_step import FastStepper
 from streamstage.model.stager import StagingNet
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from streamstage.bench.measure import MB, at_marks, rss_bytes
+from benchmarks.measure import MB, at_marks, rss_bytes
 from streamstage.epoch_stager import EpochStager
 from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel

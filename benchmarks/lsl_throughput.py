@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streamstage.bench.measure import latency_summary
+from benchmarks.measure import latency_summary
 from streamstage.lsl.inlet import LslInlet, StreamChunk
 from streamstage.lsl.resolve import resolve_stream
 from streamstage.lsl.sources import EdfSource

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamstage.bench.measure import at_marks
+from benchmarks.measure import at_marks
 from streamstage.model.fast_step import FastStepper
 from streamstage.model.stager import StagingNet
 

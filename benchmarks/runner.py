@@ -15,17 +15,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from streamstage.bench import SECTIONS
-from streamstage.bench.batching import bench_batching
-from streamstage.bench.inputs import CHANNEL, epoch_tokens, synthetic_epochs, synthetic_night, write_night_edf
-from streamstage.bench.live_path import bench_live_path
-from streamstage.bench.lsl_throughput import bench_lsl_replay
-from streamstage.bench.mamba_step import bench_mamba_steps
-from streamstage.bench.measure import EPOCHS_PER_HOUR, machine_info
-from streamstage.bench.startup import bench_startup
-from streamstage.bench.throughput import bench_file_pipeline, profiled
-from streamstage.bench.transformer_cost import bench_transformer
-from streamstage.bench.yasa_peer import bench_yasa
+from benchmarks import SECTIONS
+from benchmarks.batching import bench_batching
+from benchmarks.inputs import CHANNEL, epoch_tokens, synthetic_epochs, synthetic_night, write_night_edf
+from benchmarks.live_path import bench_live_path
+from benchmarks.lsl_throughput import bench_lsl_replay
+from benchmarks.mamba_step import bench_mamba_steps
+from benchmarks.measure import EPOCHS_PER_HOUR, machine_info
+from benchmarks.startup import bench_startup
+from benchmarks.throughput import bench_file_pipeline, profiled
+from benchmarks.transformer_cost import bench_transformer
+from benchmarks.yasa_peer import bench_yasa
 from streamstage.errors import ConfigError
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.ensemble import networks

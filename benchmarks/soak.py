@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from streamstage.bench.measure import MB, latency_summary, rss_bytes
+from benchmarks.measure import MB, latency_summary, rss_bytes
 from streamstage.errors import ConfigError
 from streamstage.model.checkpoint import StagingModel
 from streamstage.pipeline import StagingPipeline

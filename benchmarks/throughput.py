@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streamstage.bench.measure import latency_summary
+from benchmarks.measure import latency_summary
 from streamstage.model.checkpoint import StagingModel
 from streamstage.offline import RecordingSource, stage_recording
 

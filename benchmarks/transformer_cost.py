@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamstage.bench.measure import (
+from benchmarks.measure import (
     EPOCHS_PER_HOUR,
     MB,
     at_marks,
@@ -27,7 +27,7 @@ from streamstage.bench.measure import (
     peak_rss_bytes,
     rss_bytes,
 )
-from streamstage.bench.transformer import (
+from benchmarks.transformer import (
     CausalTransformer,
     KVCacheStepper,
     ReattendStepper,

@@ -13,24 +13,24 @@ import numpy as np
 import pytest
 import torch
 
-from streamstage.bench.batching import bench_batching
-from streamstage.bench.inputs import (
+from benchmarks.batching import bench_batching
+from benchmarks.inputs import (
     CHANNEL,
     epoch_tokens,
     synthetic_epochs,
     synthetic_night,
     write_night_edf,
 )
-from streamstage.bench.live_path import bench_live_path
-from streamstage.bench.lsl_throughput import bench_lsl_replay
-from streamstage.bench.mamba_step import bench_mamba_steps
-from streamstage.bench.measure import at_marks, latency_summary, machine_info, rss_bytes
-from streamstage.bench.report import bench_tables
-from streamstage.bench.runner import BenchSizes, run_benchmarks
-from streamstage.bench.startup import bench_startup
-from streamstage.bench.throughput import bench_file_pipeline, profiled
-from streamstage.bench.transformer_cost import bench_transformer
-from streamstage.bench.yasa_peer import bench_yasa
+from benchmarks.live_path import bench_live_path
+from benchmarks.lsl_throughput import bench_lsl_replay
+from benchmarks.mamba_step import bench_mamba_steps
+from benchmarks.measure import at_marks, latency_summary, machine_info, rss_bytes
+from benchmarks.report import bench_tables
+from benchmarks.runner import BenchSizes, run_benchmarks
+from benchmarks.startup import bench_startup
+from benchmarks.throughput import bench_file_pipeline, profiled
+from benchmarks.transformer_cost import bench_transformer
+from benchmarks.yasa_peer import bench_yasa
 from streamstage.commands import bench as bench_command
 from streamstage.errors import ConfigError
 from streamstage.model.checkpoint import StagingModel

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamstage.bench.report import soak_table
-from streamstage.bench.soak import LATENCY_TOLERANCE, RSS_TOLERANCE_MB, flatness, soak
+from benchmarks.report import soak_table
+from benchmarks.soak import LATENCY_TOLERANCE, RSS_TOLERANCE_MB, flatness, soak
 from streamstage.errors import ConfigError
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.stager import StagerConfig, StagingNet

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from streamstage.bench.transformer import (
+from benchmarks.transformer import (
     CausalTransformer,
     KVCacheStepper,
     ReattendStepper,

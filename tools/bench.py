@@ -1,4 +1,4 @@
-"""Benchmarks, the same as ``streamstage bench`` (see docs/benchmarks.md).
+"""Benchmarks, the same as ``streamstage bench`` and ``python -m benchmarks`` (see docs/benchmarks.md).
 
 python tools/bench.py              # full sizes, about 2 minutes on 2 cores
 python tools/bench.py --quick      # smoke run
@@ -7,23 +7,11 @@ python tools/bench.py --quick      # smoke run
 
 from __future__ import annotations
 
-import argparse
 import sys
-
-from streamstage.commands import bench
-from streamstage.errors import StreamstageError
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/bench.py", description=bench.DESCRIPTION)
-    bench.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return bench.run(args)
-    except StreamstageError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 1
-
+from pathlib import Path
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness is not installed
+    from benchmarks.cli import main
+
+    sys.exit(main(prog="tools/bench.py"))

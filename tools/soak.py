@@ -13,17 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from rich.console import Console
-
-from streamstage.bench.inputs import bench_model
-from streamstage.bench.measure import machine_info
-from streamstage.bench.report import machine_caption, soak_table, write_results
-from streamstage.bench.soak import DERIVATIONS, soak
-from streamstage.errors import StreamstageError
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))  # the harness (benchmarks/) is not installed with the package
+    import torch
+    from rich.console import Console
+
+    from benchmarks.inputs import bench_model
+    from benchmarks.measure import machine_info
+    from benchmarks.report import machine_caption, soak_table, write_results
+    from benchmarks.soak import DERIVATIONS, soak
+    from streamstage.errors import StreamstageError
+
     parser = argparse.ArgumentParser(
         prog="tools/soak.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

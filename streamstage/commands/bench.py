@@ -1,87 +1,48 @@
-"""``streamstage bench``: constant time and memory per epoch, against a Transformer and against peers."""
+"""``streamstage bench``: the benchmark harness of a source checkout.
+
+The harness (``benchmarks/`` at the repository's root: a competitor Transformer, a YASA run, LSL replays)
+is not part of the installed package. From a checkout (an editable install) this command runs it with the
+harness's own options; from a wheel it says where the benchmarks live.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import importlib
+import sys
 from pathlib import Path
+from types import ModuleType
 
-from streamstage.bench import SECTIONS
-
-DESCRIPTION = (
-    "Measure the live path's per-epoch cost and memory after 1, 8, 24 and 72 h of stream, a causal "
-    "Transformer of the same size (re-attending and KV-cached) on the same epochs, whole-night throughput "
-    "(EDF file and LSL replay), many streams in one batch, and YASA's offline staging when installed. "
-    "Prints tables and writes JSON and Markdown to --out. Full sizes take about 2 minutes on 2 cores."
+HELP = "benchmark per-epoch cost, memory and throughput"
+NOT_INSTALLED = (
+    "the benchmarks are not part of the installed package: they live in the benchmarks/ folder of the "
+    "streamstage source repository. From a checkout, run `python -m benchmarks` (or `streamstage bench` "
+    "with the checkout installed by `pip install -e .`)."
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke run of a few seconds")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("bench-results"),
-        help="folder for the results (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--sections",
-        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-        default=list(SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads (default: 1, what one live stream should use; tiny per-epoch ops only "
-        "lose from more threads, badly so on a busy machine)",
-    )
-    parser.add_argument(
-        "--model", type=Path, help="checkpoint to time (default: the shipped model, else an untrained one)"
-    )
+def checkout_harness() -> ModuleType | None:
+    """``benchmarks.cli`` of the source checkout this package runs from, or ``None`` (a wheel install)."""
+    root = Path(__file__).resolve().parents[2]
+    if not ((root / "pyproject.toml").is_file() and (root / "benchmarks" / "cli.py").is_file()):
+        return None
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module("benchmarks.cli")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="benchmark per-epoch cost, memory and throughput", description=DESCRIPTION
-    )
-    add_arguments(parser)
+    harness = checkout_harness()
+    description = harness.DESCRIPTION if harness else NOT_INSTALLED
+    parser = subparsers.add_parser("bench", help=HELP, description=description)
+    if harness is not None:
+        harness.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch  # here, not at the top: the parser (and `streamstage --help`) need no torch
-    from rich.console import Console
-
-    from streamstage.bench.inputs import bench_model
-    from streamstage.bench.report import bench_tables, machine_caption, write_results
-    from streamstage.bench.runner import FULL, QUICK, run_benchmarks
-
-    console = Console()
-    torch.set_num_threads(args.threads)
-    if "lsl" in args.sections:
-        from streamstage.lsl.scope import configure_lsl
-
-        configure_lsl(loopback_only=True)
-    model = bench_model(args.model)
-    started = time.perf_counter()
-    results = run_benchmarks(
-        model,
-        QUICK if args.quick else FULL,
-        args.sections,
-        progress=lambda name: console.print(f"[dim]bench: {name} ({time.perf_counter() - started:.0f} s)[/]"),
-    )
-    results["quick"] = args.quick
-    results["elapsed_s"] = time.perf_counter() - started
-    tables = bench_tables(results)
-    for table in tables:
-        console.print(table.to_rich())
-    caption = machine_caption(results["machine"], results.get("load_average_after"))
-    console.print(caption)
-    stem = "bench-quick" if args.quick else "bench"
-    markdown = "\n".join([caption, "", *(table.to_markdown() for table in tables)])
-    written = write_results(args.out, stem, json.dumps(results, indent=2), markdown)
-    console.print(f"wrote {', '.join(str(path) for path in written)} in {results['elapsed_s']:.0f} s")
-    return 0
+    harness = checkout_harness()
+    if harness is None:
+        print(f"streamstage bench: {NOT_INSTALLED}", file=sys.stderr)
+        return 1
+    return int(harness.run(args))
