@@ -1,11 +1,14 @@
 """A recorded EDF (or XDF) as a source for the pipeline: offline staging and features for training.
 
 Only the channels a derivation needs are read, chunk by chunk, so a long multichannel file never has to fit
-in memory; the samples then go through the very :class:`~streamstage.pipeline.StagingPipeline` used live.
+in memory; the samples then go through the stream intake (:mod:`streamstage.signal.intake`) and the very
+:class:`~streamstage.pipeline.StagingPipeline` used live, so a file staged here and the same file replayed
+over LSL into ``run`` get the same samples, flags and stages.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,11 @@ from streamstage.model.checkpoint import StagingModel
 from streamstage.pipeline import StagingPipeline
 from streamstage.records import StagedEpoch
 from streamstage.signal.channels import Derivation, Montage, resolve_derivation
-from streamstage.signal.path import SignalPath
+from streamstage.signal.clipping import with_source_clipping
+from streamstage.signal.intake import IntakeBlock, IntakeOutput, StreamFormat, StreamIntake
+from streamstage.signal.path import Epoch, SignalPath
 
+log = logging.getLogger(__name__)
 CHUNK_S = 60.0
 
 
@@ -72,6 +78,24 @@ class RecordingSource:
         return self.montage.labels
 
     @property
+    def physical_ranges_uv(self) -> tuple[tuple[float, float] | None, ...]:
+        """Each source channel's physical range in µV (None where the format declares none)."""
+        return tuple(self.recording.physical_range(label) for label in self.source_labels)
+
+    def intake(self) -> StreamIntake:
+        """The stream intake for this file's source channels (read in µV, on the grid already)."""
+        stream = StreamFormat(
+            self.source_labels, ("uV",) * len(self.source_labels), self.sfreq, self.physical_ranges_uv
+        )
+        return StreamIntake(stream, self.montage)
+
+    def blocks(self, intake: StreamIntake, chunk_s: float = CHUNK_S) -> Iterator[IntakeBlock]:
+        """The recording through ``intake``, block by block (its notices logged)."""
+        for chunk in self.recording.iter_chunks(list(self.source_labels), chunk_s):
+            yield from _taken(intake.push_regular(chunk))
+        yield from _taken(intake.flush())
+
+    @property
     def clip_range_uv(self) -> tuple[float, float] | None:
         """The physical range of a referential channel, where clipping is well defined."""
         if len(self.montage.derivations) == 1 and self.montage.derivations[0].reference is None:
@@ -79,28 +103,43 @@ class RecordingSource:
         return None
 
     def iter_chunks(self, chunk_s: float = CHUNK_S) -> Iterator[np.ndarray]:
-        """Derived µV samples ``(n, n_channels)``, chunk by chunk."""
-        for chunk in self.recording.iter_chunks(list(self.source_labels), chunk_s):
-            yield self.montage.apply(chunk)
+        """Derived µV samples ``(n, n_channels)`` (NaN where missing), chunk by chunk, from the intake."""
+        for block in self.blocks(self.intake(), chunk_s):
+            yield block.derived_uv
+
+
+def _taken(output: IntakeOutput) -> list[IntakeBlock]:
+    for _, message in output.notices:
+        log.warning(message)
+    return output.blocks
 
 
 def stage_recording(source: RecordingSource, model: StagingModel) -> list[StagedEpoch]:
     """Stage a whole recording through the live pipeline; one row per complete 30-s epoch."""
-    pipeline = StagingPipeline(model, source.sfreq, clip_range_uv=source.clip_range_uv)
+    intake = source.intake()
+    pipeline = StagingPipeline(model, source.sfreq, source_clipped=intake.clipped)
     staged: list[StagedEpoch] = []
-    for chunk in source.iter_chunks():
-        staged.extend(pipeline.push(chunk))
+    for block in source.blocks(intake):
+        staged.extend(pipeline.push(block.derived_uv, block.missing))
     return staged + pipeline.finish()
+
+
+def recording_epochs(source: RecordingSource) -> Iterator[Epoch]:
+    """The recording's filtered 30-s epochs at the model rate, as the pipeline sees them (the intake's
+    clipping verdict included), for training and re-scoring without a model."""
+    intake = source.intake()
+    path = SignalPath(source.sfreq, len(source.channel_labels))
+    for block in source.blocks(intake):
+        for epoch in path.push(block.derived_uv, block.missing):
+            yield with_source_clipping(epoch, intake.clipped(epoch.index))
 
 
 def recording_features(source: RecordingSource) -> tuple[np.ndarray, np.ndarray]:
     """Training-recipe features ``(n_epochs, n_channels, 10)`` from the live signal path, with each epoch's
     quality verdict (True: good, so it may move the normaliser), for training on EDF nights."""
-    path = SignalPath(source.sfreq, len(source.channel_labels), clip_range_uv=source.clip_range_uv)
     features, good = [], []
-    for chunk in source.iter_chunks():
-        for epoch in path.push(chunk):
-            features.append(epoch_features(epoch.data_uv))
-            good.append(epoch.quality.ok)
+    for epoch in recording_epochs(source):
+        features.append(epoch_features(epoch.data_uv))
+        good.append(epoch.quality.ok)
     n_channels = len(source.channel_labels)
     return np.asarray(features, dtype=np.float32).reshape(-1, n_channels, 10), np.asarray(good, dtype=bool)

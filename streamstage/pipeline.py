@@ -12,6 +12,7 @@ leaves the committed state as it is.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.raw_model import RawFeatureStream
 from streamstage.records import UNKNOWN, ProvisionalStage, StagedEpoch
+from streamstage.signal.clipping import with_source_clipping
 from streamstage.signal.path import Epoch, SignalConfig, SignalPath
 
 PROVISIONAL_EVERY_S = 5.0
@@ -40,17 +42,16 @@ class StagingPipeline:
         sfreq_in: float,
         start_time_s: float = 0.0,
         signal_config: SignalConfig | None = None,
-        clip_range_uv: tuple[float, float] | None = None,
+        source_clipped: Callable[[int], bool] | None = None,
         provisional_every_s: float | None = PROVISIONAL_EVERY_S,
     ) -> None:
         self.model = model
         self.signal = SignalPath(
-            sfreq_in,
-            len(model.channels),
-            config=signal_config or SignalConfig(),
-            start_time_s=start_time_s,
-            clip_range_uv=clip_range_uv,
+            sfreq_in, len(model.channels), config=signal_config or SignalConfig(), start_time_s=start_time_s
         )
+        self.source_clipped = source_clipped
+        """Whether epoch ``i`` had a clipped source channel (the intake's verdict, known before the epoch
+        is staged, so a clipped epoch never moves the normaliser)."""
         self.stager = EpochStager(model)
         self.n_epochs = 0
         channels = len(model.channels)
@@ -119,15 +120,18 @@ class StagingPipeline:
 
     def _stage(self, epoch: Epoch, features: np.ndarray) -> StagedEpoch:
         started = time.perf_counter()
-        probs = self.stager.push(features, update_normalizer=epoch.quality.ok)
+        if self.source_clipped is not None:
+            epoch = with_source_clipping(epoch, self.source_clipped(epoch.index))
+        flag = epoch.quality.flag
+        probs = self.stager.push(features, update_normalizer=flag == "good")
         self.n_epochs += 1
-        stage = UNKNOWN if epoch.quality.flag == "missing" else int(np.argmax(probs))  # no data, no stage
+        stage = UNKNOWN if flag == "missing" else int(np.argmax(probs))  # no data, no stage
         return StagedEpoch(
             index=epoch.index,
             start_s=epoch.start_s,
             stage=stage,
             probs=tuple(float(p) for p in probs),  # type: ignore[arg-type]
-            quality=epoch.quality.flag,
+            quality=flag,
             latency_s=time.perf_counter() - started,
             duration_s=self.signal.config.epoch_s,
         )

@@ -298,7 +298,7 @@ class NightSession:
     def _start(self, first_time_s: float) -> None:
         continued = self._continued
         start_s = first_time_s if continued is None else continued.end_s
-        self.pipeline = StagingPipeline(self.model, self.intake.grid_hz, start_time_s=start_s)
+        self.pipeline = self._pipeline(start_s)
         if continued is not None:
             self.clock = ClockMap(continued.end_s, continued.wall_end)
             self.timeline.last_wall_s = continued.wall_end.timestamp()
@@ -320,6 +320,16 @@ class NightSession:
             wall_start=self.clock.wall(start_s).isoformat(),
         )
 
+    def _pipeline(self, start_s: float = 0.0) -> StagingPipeline:
+        """The night's pipeline; the intake (replaced when the stream comes back with a new layout) says
+        which epochs a source channel clipped."""
+        return StagingPipeline(
+            self.model,
+            self.intake.grid_hz,
+            start_time_s=start_s,
+            source_clipped=lambda i: self.intake.clipped(i),
+        )
+
     def _start_sinks(self) -> None:
         assert self.clock is not None
         self.out.start(NightStart(self.clock, self.layout.name, self.layout.sfreq_hz, self.montage.labels))
@@ -328,8 +338,6 @@ class NightSession:
         """Hand an epoch to every sink, once: the alarm, events and dashboard see it in night time; the
         hypnogram and the LSL outlets in the stream clock of the segment it starts in."""
         epoch = replace(staged, index=staged.index + self._index_offset)
-        if self.intake.clipped(staged.index) and epoch.quality in ("good", "artifact"):
-            epoch = replace(epoch, quality="clipped")  # a source channel clipped: see signal/clipping.py
         self.staged_count += 1
         if epoch.index <= self.last_written_epoch:
             return epoch  # already on disk before a crash: keep what was written
@@ -393,7 +401,7 @@ class NightSession:
         """
         check_resumable(state, self.layout, self.montage, self.options.accept_new_source)
         try:
-            pipeline = StagingPipeline(self.model, self.intake.grid_hz)
+            pipeline = self._pipeline()
             pipeline.load_state_dict(state["pipeline"])  # refuses a night staged with another model
             self.intake.load_state_dict(state["intake"])
             self.clock = ClockMap.from_dict(state["clock"])

@@ -179,15 +179,18 @@ class ReplayThread:
         import pylsl
 
         unit_of = dict(zip(self.source.labels, self.source.units, strict=True))
+        range_of = dict(zip(self.source.labels, self.source.physical_ranges, strict=False))
         labels = list(self.labels)
         units = [unit_of[label] for label in labels]
         types = ["EEG"] * len(labels)
+        ranges = [range_of.get(label) for label in labels]
         if self.include_index:
             labels, units, types = [INDEX_LABEL, *labels], ["samples", *units], ["misc", *types]
+            ranges = [None, *ranges]
         info = pylsl.StreamInfo(
             self.name, "EEG", len(labels), self.source.sfreq_hz, "float32", self.source.source_id
         )
-        write_channels(info, labels, units, types)
+        write_channels(info, labels, units, types, ranges)
         return info
 
     def _marker_info(self) -> Any:

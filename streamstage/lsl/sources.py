@@ -30,6 +30,9 @@ class SampleSource(Protocol):
     units: tuple[str, ...]
     source_id: str
     """Stable for the same recording, so a restarted replay is recovered as the same LSL source."""
+    physical_ranges: tuple[tuple[float, float] | None, ...]
+    """Each channel's physical range in µV where the recording declares one (an EDF header), else empty:
+    published with the stream, so ``run`` judges clipping as ``stage`` does on the file."""
 
     def iter_chunks(self, labels: Sequence[str], chunk_s: float) -> Iterator[np.ndarray]:
         """Successive ``(n, len(labels))`` float64 blocks of about ``chunk_s``, from the start."""
@@ -48,6 +51,7 @@ class ArraySource:
         self.sfreq_hz = float(sfreq_hz)
         self.labels = tuple(labels)
         self.units = (UNIT_UV,) * len(labels)
+        self.physical_ranges: tuple[tuple[float, float] | None, ...] = ()
         self.source_id = source_id
 
     def iter_chunks(self, labels: Sequence[str], chunk_s: float) -> Iterator[np.ndarray]:
@@ -72,6 +76,7 @@ class EdfSource:
             )
         self.sfreq_hz = rates[self.labels[0]]
         self.units = (UNIT_UV,) * len(self.labels)
+        self.physical_ranges = tuple(self.recording.physical_range(label) for label in self.labels)
         self.source_id = _file_source_id(self.recording.path, self.labels)
 
     @property
@@ -118,6 +123,7 @@ class SyntheticSource:
         self.sfreq_hz = float(eeg.sfreq)
         self.labels = tuple(eeg.ch_names)
         self.units = (UNIT_UV,) * len(self.labels)
+        self.physical_ranges: tuple[tuple[float, float] | None, ...] = ()
         self.source_id = source_id
 
     def iter_chunks(self, labels: Sequence[str], chunk_s: float) -> Iterator[np.ndarray]:

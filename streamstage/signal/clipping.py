@@ -11,11 +11,12 @@ as clipped too, whichever way the recording arrives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from streamstage.signal.path import SignalConfig
+from streamstage.signal.path import Epoch, SignalConfig
 from streamstage.signal.quality_meter import QualityMeter
 from streamstage.signal.resample import sfreq_ratio
 
@@ -69,3 +70,12 @@ class SourceClipping:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._meter.load_state_dict(state["meter"])
         self._clipped = {int(epoch) for epoch in state["clipped"]}
+
+
+def with_source_clipping(epoch: Epoch, source_clipped: bool) -> Epoch:
+    """The epoch as staged once its source channels are counted: a clipped source turns a good (or
+    artifact) epoch into a clipped one, which then does not move the normaliser."""
+    if not source_clipped or epoch.quality.flag not in ("good", "artifact"):
+        return epoch
+    reason = "a source channel of this derivation sat at its limit; check the electrode."
+    return replace(epoch, quality=replace(epoch.quality, flag="clipped", reason=reason))

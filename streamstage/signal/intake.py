@@ -33,6 +33,8 @@ from streamstage.signal.unit_choice import UnitDecision, decide_units, staged_so
 
 IRREGULAR_GRID_HZ = 100.0
 """An irregular-rate stream is interpolated onto this grid (the model rate)."""
+RAIL_TOLERANCE = 1e-5
+"""Relative margin inside a physical range that still counts as at the rail (float32 rounding)."""
 UNIT_PROBE_S = 5.0
 """Seconds of signal looked at before the units are fixed (inferred where the stream does not say)."""
 
@@ -208,12 +210,19 @@ class StreamIntake:
         return out
 
     def _ranges_uv(self) -> list[tuple[float, float] | None]:
+        """The physical ranges in µV, drawn in by a hair: a value at the rail that crossed LSL as float32
+        arrives rounded to either side of it."""
         assert self._units is not None
         ranges = self.stream.physical_ranges or (None,) * self.stream.n_channels
-        return [
-            None if r is None else (min(r) * factor, max(r) * factor)
-            for r, factor in zip(ranges, self._units.factors, strict=True)
-        ]
+        limits: list[tuple[float, float] | None] = []
+        for declared, factor in zip(ranges, self._units.factors, strict=True):
+            if declared is None:
+                limits.append(None)
+                continue
+            low, high = sorted((declared[0] * factor, declared[1] * factor))
+            hair = RAIL_TOLERANCE * max(abs(low), abs(high))
+            limits.append((low + hair, high - hair))
+        return limits
 
     def _grid(self, samples: np.ndarray, timestamps: np.ndarray | None, out: IntakeOutput) -> None:
         if timestamps is None:
@@ -301,4 +310,3 @@ def file_format(
 ) -> StreamFormat:
     """A recorded file's channels as a :class:`StreamFormat`: read in µV, at one rate, with header ranges."""
     return StreamFormat(tuple(labels), ("uV",) * len(labels), float(sfreq_hz), tuple(ranges_uv))
-
