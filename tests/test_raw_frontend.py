@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamstage.errors import ResumeError
 from streamstage.features import epoch_features
 from streamstage.model.raw_frontend import FrontEndConfig, FrontEndState, RawFrontEnd
 from streamstage.sim import SyntheticEEG
@@ -132,6 +133,6 @@ def test_a_fresh_front_end_gives_the_recipe_features() -> None:
 
 
 def test_a_foreign_state_is_refused(front_end) -> None:
-    other = RawFrontEnd(FrontEndConfig(d_model=8, n_layers=1, d_state=4, n_extra=3))
-    with pytest.raises(Exception, match="another front end"):
+    other = RawFrontEnd(FrontEndConfig(d_model=8, n_layers=1, d_state=4, n_extra=3))  # a wider path sum
+    with pytest.raises(ResumeError, match="another front end"):
         front_end.load_state(other.init_state(1).to_dict())

@@ -19,8 +19,10 @@ float rounding: the deterministic distillation target, met by construction and m
 
 ``forward`` runs whole sequences from an empty history (training); ``init_state`` / ``step`` continue over
 any chunking with a state of fixed size: the last 399 samples, the epoch's patch spectra so far, the Mamba
-path's sum over them and the Mamba caches. ``peek`` reads the epoch in progress without moving the state
-(the provisional stage).
+path's sum over them and the Mamba caches. The tokens go through the Mamba in fixed groups of
+``mamba_group_tokens`` on the patch grid (5: every 10 s), one call a group instead of one a patch (the
+per-call cost dominates a 16-wide model), independent of chunking and of peeks. ``peek`` reads the epoch
+in progress without moving the state (the provisional stage).
 """
 
 from __future__ import annotations
@@ -59,11 +61,22 @@ class FrontEndConfig:
     d_state: int = 8
     n_extra: int = 4
     epoch_samples: int = 3000
+    mamba_group_tokens: int = 5
 
     def __post_init__(self) -> None:
         if self.n_extra < 0:
             raise ConfigError(f"n_extra must be >= 0, got {self.n_extra}.")
         segments_per_epoch(self.epoch_samples)  # raises unless the epoch is whole hops
+        if self.mamba_group_tokens < 1 or self.tokens_per_epoch % self.mamba_group_tokens:
+            raise ConfigError(
+                f"mamba_group_tokens={self.mamba_group_tokens} must divide the epoch's "
+                f"{self.tokens_per_epoch} patches."
+            )
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        """Patches ending in an epoch, the first straddling its start."""
+        return self.epoch_samples // HOP
 
     @property
     def patches_per_epoch(self) -> int:
@@ -82,21 +95,22 @@ class FrontEndConfig:
         return cls(**{f.name: int(record[f.name]) for f in fields(cls) if f.name in record})
 
 
-_TENSORS = ("history", "spectra", "path_sum")
+_TENSORS = ("history", "tokens", "path_sum")
 
 
 @dataclass(frozen=True)
 class FrontEndState:
     """What the front end carries between chunks for ``batch`` sample streams; fixed size.
 
-    ``history`` (batch, 399): the last samples (zeros before the stream's start); ``spectra`` (batch,
-    n_bins, 14): the power spectra of the epoch's patches so far (zeros beyond); ``path_sum`` (batch,
+    ``history`` (batch, 399): the last samples (zeros before the stream's start); ``tokens`` (batch,
+    n_bins, 15): the power spectra of the patches ending in the epoch so far, in order (the first straddles
+    its start; zeros beyond); ``path_sum`` (batch,
     5 + n_extra): the Mamba path's outputs summed over them; ``mamba``: its caches; ``phase``: samples into
     the epoch in progress.
     """
 
     history: Tensor
-    spectra: Tensor
+    tokens: Tensor
     path_sum: Tensor
     mamba: StackState
     phase: int
@@ -172,7 +186,7 @@ class RawFrontEnd(nn.Module):
         zeros = {"device": self.bin_log_gain.device, "dtype": torch.float32}
         return FrontEndState(
             history=torch.zeros(batch, PATCH - 1, **zeros),
-            spectra=torch.zeros(batch, self.n_bins, self.config.patches_per_epoch, **zeros),
+            tokens=torch.zeros(batch, self.n_bins, self.config.tokens_per_epoch, **zeros),
             path_sum=torch.zeros(batch, N_BANDS + self.config.n_extra, **zeros),
             mamba=self.backbone.init_state(batch),
             phase=0,
@@ -186,42 +200,43 @@ class RawFrontEnd(nn.Module):
         self._check(samples)
         n_new = samples.shape[-1]
         seq = torch.cat([state.history, samples.to(state.history.dtype)], dim=-1)
+        history = seq[:, seq.shape[-1] - (PATCH - 1) :].clone()
+        phase = (state.phase + n_new) % self.config.epoch_samples
         first_end = HOP - state.phase % HOP  # new samples up to the next patch's last one
-        spectra = (
-            self._spectra(seq[:, first_end - 1 :])
-            if n_new >= first_end
-            else seq.new_zeros(len(seq), self.n_bins, 0)
-        )
-        mamba, path = state.mamba, seq.new_zeros(len(seq), 0, state.path_sum.shape[-1])
-        if spectra.shape[-1]:
-            hidden, mamba = self.backbone.step(self._path_inputs(spectra), mamba)
-            path = self._path_outputs(hidden)
-        buffer, path_sum, outputs = state.spectra.clone(), state.path_sum.clone(), []
+        if n_new < first_end:  # no patch completes (most live chunks): only the history moves
+            empty = seq.new_zeros(len(seq), 0, self.n_outputs)
+            return empty, FrontEndState(history, state.tokens, state.path_sum, state.mamba, phase)
+        spectra = self._spectra(seq[:, first_end - 1 :])
+        tokens, path_sum, mamba, outputs = state.tokens.clone(), state.path_sum.clone(), state.mamba, []
+        group = self.config.mamba_group_tokens
         end = state.phase + first_end  # epoch position of each new patch's end, in turn
         for patch in range(spectra.shape[-1]):
-            if end >= PATCH:  # wholly inside the epoch (the one ending at HOP straddles its start)
-                slot = (end - PATCH) // HOP
-                buffer[..., slot] = spectra[..., patch]
-                path_sum += path[:, patch]
+            slot = end // HOP - 1
+            tokens[..., slot] = spectra[..., patch]
+            if (slot + 1) % group == 0:
+                path, mamba = self._group_path(tokens, slot + 1 - group, slot + 1, mamba)
+                path_sum += path
             if end == self.config.epoch_samples:
-                outputs.append(self._readout(buffer, path_sum / self.config.patches_per_epoch))
-                buffer.zero_()
+                outputs.append(self._readout(tokens[..., 1:], path_sum / self.config.patches_per_epoch))
+                tokens.zero_()
                 path_sum.zero_()
                 end = 0
             end += HOP
         features = torch.stack(outputs, 1) if outputs else seq.new_zeros(len(seq), 0, self.n_outputs)
-        phase = (state.phase + n_new) % self.config.epoch_samples
-        history = seq[:, seq.shape[-1] - (PATCH - 1) :].clone()
-        return features, FrontEndState(history, buffer, path_sum, mamba, phase)
+        return features, FrontEndState(history, tokens, path_sum, mamba, phase)
 
     @torch.no_grad()
     def peek(self, state: FrontEndState) -> Tensor | None:
         """Features of the epoch in progress from its patches so far ``(streams, n_outputs)``, or None
         before its first patch is complete; the state is not moved."""
-        filled = max(0, (state.phase - PATCH) // HOP + 1)
-        if not filled:
+        received = state.phase // HOP
+        if received < 2:  # no patch wholly inside the epoch yet
             return None
-        return self._readout(state.spectra[..., :filled], state.path_sum / filled)
+        done = received // self.config.mamba_group_tokens * self.config.mamba_group_tokens
+        path_sum = state.path_sum
+        if done < received:  # the group in progress, through a copy of the caches
+            path_sum = path_sum + self._group_path(state.tokens, done, received, state.mamba)[0]
+        return self._readout(state.tokens[..., 1:received], path_sum / (received - 1))
 
     def load_state(self, record: Mapping[str, Any]) -> FrontEndState:
         """A saved :meth:`FrontEndState.to_dict`, checked against this front end (ResumeError if foreign)."""
@@ -235,7 +250,7 @@ class RawFrontEnd(nn.Module):
                 "that night or start without --resume."
             )
         mamba = self.backbone.load_state(loaded.mamba.to_dict())
-        return FrontEndState(loaded.history, loaded.spectra, loaded.path_sum, mamba, loaded.phase)
+        return FrontEndState(loaded.history, loaded.tokens, loaded.path_sum, mamba, loaded.phase)
 
     def _check(self, samples: Tensor) -> None:
         if samples.ndim != 2:
@@ -251,6 +266,14 @@ class RawFrontEnd(nn.Module):
             return seq.new_zeros(len(seq), self.n_bins, 0)
         parts = F.conv1d(seq.to(weight.dtype).unsqueeze(1), weight, stride=HOP).square()
         return parts[:, : self.n_bins] + parts[:, self.n_bins :]
+
+    def _group_path(
+        self, tokens: Tensor, first: int, stop: int, mamba: StackState
+    ) -> tuple[Tensor, StackState]:
+        """Epoch slots ``first:stop`` through the Mamba after ``mamba``: the path outputs of those inside the
+        epoch (slot 0 straddles its start), summed, and the caches after them."""
+        hidden, mamba = self.backbone.step(self._path_inputs(tokens[..., first:stop]), mamba)
+        return self._path_outputs(hidden)[:, max(0, 1 - first) :].sum(1), mamba
 
     def _path_inputs(self, spectra: Tensor) -> Tensor:
         """Spectra (streams, n_bins, n) -> Mamba inputs (streams, n, d_model) from their relative log
