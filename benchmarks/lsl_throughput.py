@@ -1,33 +1,38 @@
-"""Whole-night throughput of the live path through LSL: a night replayed at maximum speed into the inlet,
-the timestamp regularizer and the staging pipeline, as a multiple of real time.
+"""Whole-night throughput of the live path through LSL: a night replayed at maximum speed and staged by
+:func:`streamstage.night.run_night`, what ``streamstage run`` runs (the inlet, the session's intake, the
+pipeline and every sink of a night: the hypnogram, the raw recording, the LSL outlets, the events, the
+state saved for a resume), as a multiple of real time.
 
 The replay runs in its own process, as a real source does (in this one, its pushes would compete with the
 consumer for the interpreter). Both buffers (the replay's outlet and the inlet) hold the whole night, so a
-consumer slower than the replay falls behind without losing samples; the result counts what arrived, so a
-loss would show. The caller must have configured LSL (``configure_lsl(loopback_only=True)``) before; the
-replay process is configured the same way: nothing leaves 127.0.0.1.
+consumer slower than the replay falls behind without losing samples; a sink of the bench's own counts what
+reached the signal path (a missing sample arrives as NaN), so a loss would show, and ends the night once
+every sample is in (the session then stages its held-back epoch, as at the end of a stream). The caller
+must have configured LSL (``configure_lsl(loopback_only=True)``) before; the replay process is configured
+the same way: nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.measure import latency_summary
-from streamstage.lsl.inlet import LslInlet, StreamChunk
-from streamstage.lsl.resolve import resolve_stream
 from streamstage.lsl.sources import EdfSource
 from streamstage.model.checkpoint import StagingModel
-from streamstage.pipeline import StagingPipeline
-from streamstage.signal.timing import make_regularizer
+from streamstage.night import NightPlan, StreamQuery, run_night
+from streamstage.sinks import Delivery, Journal, NightSink, NightStart, SignalBlock
 
-IDLE_AFTER_DONE_S = 10.0
-"""Once the replay has pushed everything, this long without a chunk means the night is through (only
-a loss makes it wait that long: it is generous for a loaded machine)."""
+LOST_AFTER_S = 10.0
+"""This long without a chunk ends the night (only a loss makes it wait that long: every sample in ends it
+at once; generous for a loaded machine)."""
 _REPLAY = """
 import sys
 from pathlib import Path
@@ -79,66 +84,74 @@ class _ReplayProcess:
         self._process.stdout.close()
 
 
-def bench_lsl_replay(
-    model: StagingModel, path: Path, channel: str, stream_name: str, chunk_s: float | None = None
-) -> dict[str, Any]:
-    """Replay ``path`` as LSL stream ``stream_name`` at maximum speed and stage it as live.
+class _Arrivals(NightSink):
+    """The bench's own sink: when the night started, what reached the signal path, the epochs; it sets
+    ``stop`` once all ``n_samples`` are in."""
 
-    ``chunk_s`` is how much the replay pushes and the inlet pulls at once; None keeps the live defaults
-    (the replay pushes 1-s chunks; the inlet pulls up to 30 s when behind, so it pays the per-chunk costs of
-    the signal path, ~0.1 ms each, less often).
+    def __init__(self, n_samples: int) -> None:
+        self.n_samples = n_samples
+        self.stop = threading.Event()
+        self.started = 0.0
+        self.received = 0
+        self.missing = 0
+        self.latencies: list[float] = []
+
+    def start(self, night: NightStart, journal: Journal) -> None:
+        self.started = time.perf_counter()
+
+    def on_block(self, block: SignalBlock) -> None:
+        missing = int(np.isnan(block.samples_uv[:, 0]).sum())
+        self.missing += missing
+        self.received += len(block.samples_uv) - missing
+        if self.received >= self.n_samples:
+            self.stop.set()
+
+    def on_epoch(self, delivery: Delivery) -> None:
+        self.latencies.append(delivery.epoch.latency_s)
+
+
+def bench_lsl_replay(
+    model: StagingModel,
+    path: Path,
+    channel: str,
+    stream_name: str,
+    chunk_s: float | None = None,
+    night_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Replay ``path`` as LSL stream ``stream_name`` at maximum speed and stage it as a live night.
+
+    ``chunk_s`` is how much the replay pushes at once (None: its live default, 1 s); the inlet pulls as
+    ``streamstage run`` does (what has arrived, up to its catch-up bound). The night folder is a temporary
+    one in ``night_dir`` (default: the system's temporary folder). ``seconds`` run from the night's first
+    sample to the night closed (everything written), the stream's resolution before it not counted.
     """
     source = EdfSource(path, [channel])
     buffer_s = source.duration_s + 60.0
+    n_samples = round(source.duration_s * source.sfreq_hz)
     replay = _ReplayProcess(path, channel, stream_name, chunk_s, buffer_s)
-    try:
-        inlet = LslInlet(
-            resolve_stream(name=stream_name, timeout_s=60.0),
-            lost_after_s=60.0,
-            chunk_samples=None if chunk_s is None else round(chunk_s * source.sfreq_hz),
-            buffer_s=buffer_s,
-        )
-        started = time.perf_counter()
-        result = _stage_stream(model, inlet, replay, round(source.duration_s * source.sfreq_hz))
-        seconds = time.perf_counter() - started
-        inlet.close()
-    finally:
-        replay.close()
+    arrivals = _Arrivals(n_samples)
+    query = StreamQuery(
+        name=stream_name, resolve_timeout_s=60.0, lost_after_s=LOST_AFTER_S, buffer_s=buffer_s
+    )
+    with tempfile.TemporaryDirectory(prefix="streamstage-bench-night-", dir=night_dir) as folder:
+        plan = NightPlan(out=Path(folder) / "night", exit_after_lost_s=0.0, report=False)
+        try:
+            night = run_night(query, model, plan, [arrivals], say=lambda _: None, stop=arrivals.stop)
+            seconds = time.perf_counter() - arrivals.started
+        finally:
+            replay.close()
     return {
         "hours": source.duration_s / 3600,
         "sfreq_hz": source.sfreq_hz,
         "chunk_s": chunk_s,
+        "night_dir": str(night_dir) if night_dir else tempfile.gettempdir(),
         "seconds": seconds,
         "x_realtime": source.duration_s / seconds,
         "samples_sent": replay.samples_sent,
-        **result,
-    }
-
-
-def _stage_stream(
-    model: StagingModel, inlet: LslInlet, replay: _ReplayProcess, n_samples: int
-) -> dict[str, Any]:
-    """Poll chunks until all ``n_samples`` are staged, or the replay is done and the stream has gone quiet."""
-    layout = inlet.layout
-    regularizer = make_regularizer(layout.n_channels, layout.sfreq_hz)
-    pipeline = StagingPipeline(model, layout.sfreq_hz)
-    latencies: list[float] = []
-    quiet_since = time.monotonic()
-    while regularizer.counters.samples_in < n_samples:
-        item = inlet.poll(0.1)
-        if isinstance(item, StreamChunk):
-            grid = regularizer.push(item.samples, item.timestamps)
-            latencies.extend(epoch.latency_s for epoch in pipeline.push(grid.samples, grid.missing))
-            quiet_since = time.monotonic()
-        elif replay.done.is_set() and time.monotonic() - quiet_since > IDLE_AFTER_DONE_S:
-            break
-    latencies.extend(epoch.latency_s for epoch in pipeline.finish())  # the night is over, as in a file
-    counters = regularizer.counters
-    return {
-        "epochs": len(latencies),
         "samples_expected": n_samples,
-        "samples_received": counters.samples_in,
-        "slots_filled": counters.filled + counters.drift_filled,
-        "samples_dropped": counters.dropped,
-        "epoch_latency_ms": latency_summary(latencies),
+        "samples_received": arrivals.received,
+        "slots_filled": arrivals.missing,
+        "samples_lost": n_samples - arrivals.received,
+        "epochs": night.epochs,
+        "epoch_latency_ms": latency_summary(arrivals.latencies),
     }

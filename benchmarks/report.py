@@ -105,12 +105,22 @@ def _members(config: dict[str, Any]) -> str:
 
 
 def mamba_table(mamba: dict[str, Any]) -> TableData:
+    members = mamba.get("n_members", 1)
+    whole = f"all {members} networks" if members > 1 else "the model"
     table = TableData(
         "Mamba step alone, batch 1 (ms, median / p99)",
-        ("stream", "reference step (PyTorch)", "fast step (NumPy)", "speed-up", "state"),
-        caption=f"Each steps the same tokens from the same state, every epoch, in a loop of its own; last "
-        f"{mamba['window_epochs']} before each mark. Largest logit difference over the run: "
-        f"{mamba['largest_logit_difference']:.1e}.",
+        (
+            "stream",
+            f"reference step (PyTorch, {whole})",
+            f"fast step (NumPy, {whole})",
+            "speed-up",
+            "fast step, one network",
+            "state",
+        ),
+        caption=f"The fast step as the live path runs it (FastStepper.probabilities). Each steps the same "
+        f"tokens from the same state, every epoch, in a loop of its own; last {mamba['window_epochs']} "
+        f"before each mark. Largest stage-probability difference between fast and reference over the run: "
+        f"{mamba['largest_probability_difference']:.1e}.",
     )
     for mark in mamba["marks"]:
         reference, fast = mark["reference_step_ms"], mark["fast_step_ms"]
@@ -120,6 +130,7 @@ def mamba_table(mamba: dict[str, Any]) -> TableData:
                 _median_p99(reference),
                 _median_p99(fast),
                 ratio(reference["median_ms"] / fast["median_ms"]),
+                _median_p99(mark["network_fast_step_ms"]),
                 nbytes(mark["state_bytes"]),
             )
         )
@@ -128,18 +139,19 @@ def mamba_table(mamba: dict[str, Any]) -> TableData:
 
 def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, Any]]) -> TableData:
     table = TableData(
-        "Mamba vs causal Transformer, per epoch (median ms, ratio to the fast Mamba step)",
+        "Mamba vs causal Transformer, per epoch (median ms, ratio to the fast Mamba step of the whole model)",
         (
             "stream",
-            "Mamba fast step",
+            "Mamba fast step (model / one network)",
             "Mamba reference step",
-            "KV cache",
+            "KV cache (ratio to model / network)",
             "re-attend",
             "Mamba state",
             "KV cache held",
             "KV-run RSS",
         ),
-        caption=f"Mamba {transformer['mamba_parameters']:,} parameters; Transformer "
+        caption=f"Mamba {transformer['mamba_parameters']:,} parameters in all (every network of the model); "
+        f"Transformer, one network's width and depth: "
         f"{transformer['transformer_parameters']:,} (d_model {transformer['d_model']}, "
         f"{transformer['n_layers']} layers, {transformer['n_heads']} heads, MLP {transformer['d_mlp']}). "
         f"KV cache: every epoch stepped, last {transformer['window_epochs']} before each mark timed; "
@@ -149,9 +161,10 @@ def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, An
         table.rows.append(
             (
                 hours(row["hours"]),
-                f"{row['mamba_fast_step_median_ms']:.3f}",
+                f"{row['mamba_fast_step_median_ms']:.3f} / {row['mamba_network_fast_step_median_ms']:.3f}",
                 f"{ms(row['mamba_reference_step_median_ms'])} ({ratio(row['mamba_reference_time_ratio'])})",
-                f"{ms(row['kv_cache_step_median_ms'])} ({ratio(row['kv_cache_time_ratio'])})",
+                f"{ms(row['kv_cache_step_median_ms'])} ({ratio(row['kv_cache_time_ratio'])} / "
+                f"{ratio(row['kv_cache_network_time_ratio'])})",
                 f"{ms(row['reattend_step_median_ms'])} ({ratio(row['reattend_time_ratio'])})",
                 nbytes(row["mamba_state_bytes"]),
                 f"{nbytes(row['kv_cache_bytes'])} ({ratio(row['kv_cache_memory_ratio'])})",
@@ -163,7 +176,7 @@ def transformer_table(transformer: dict[str, Any], comparison: list[dict[str, An
 
 def batching_table(batching: dict[str, Any]) -> TableData:
     table = TableData(
-        "Many streams in one batched Mamba step (median)",
+        "Many streams in one batched Mamba step, one network (median)",
         ("streams", "reference batch ms", "fast batch ms", "reference µs/stream", "fast µs/stream", "state"),
         caption=f"{batching['n_steps']} batched steps per size; model step only (features are per stream).",
     )
@@ -200,8 +213,9 @@ def startup_table(startup: list[dict[str, Any]]) -> TableData:
 
 THROUGHPUT_PATHS = {
     "file": "EDF -> streaming pipeline (stage_recording)",
-    "lsl": "LSL replay (max speed, 30-s chunks) -> inlet -> regularizer -> pipeline",
-    "lsl_live_chunks": "the same with the live defaults (1-s pushes; the inlet pulls up to 30 s when behind)",
+    "lsl": "LSL replay (max speed, 30-s pushes) -> run_night (inlet, session, every sink; folder on disk)",
+    "lsl_live_chunks": "the same with the replay's live default (1-s pushes)",
+    "lsl_ram": "the same as 30-s pushes, night folder in memory (/dev/shm: no fsync cost)",
     "yasa": "YASA SleepStaging (offline, EEG only, in memory)",
 }
 
@@ -227,7 +241,7 @@ def throughput_table(results: dict[str, Any]) -> TableData:
             continue
         lost = "-"
         if "samples_expected" in row:
-            lost = str(row["samples_expected"] - row["samples_received"] + row["samples_dropped"])
+            lost = str(row["samples_lost"])
         rows.append(
             (
                 label,
@@ -241,7 +255,7 @@ def throughput_table(results: dict[str, Any]) -> TableData:
     columns = ("path", "night", "seconds", "x real time", "epochs staged", "samples lost")
     runs = len(results.get("file", {}).get("runs_s", ()))
     if runs > 1:
-        notes.insert(0, f"File and 30-s LSL rows: the fastest of {runs} runs (all in the JSON).")
+        notes.insert(0, f"File and first LSL rows: the fastest of {runs} runs (all in the JSON).")
     return TableData("Whole-night throughput", columns, rows, " ".join(notes))
 
 

@@ -56,6 +56,8 @@ class StreamQuery:
     resolve_timeout_s: float = 10.0
     lost_after_s: float = 5.0
     """Seconds without data before the signal counts as lost."""
+    buffer_s: float = 360.0
+    """Seconds of stream liblsl keeps while the night is busy (a replay at maximum speed: all of it)."""
 
     def describe(self) -> str:
         given = {"name": self.name, "type": self.type, "source id": self.source_id}
@@ -128,6 +130,7 @@ def run_night(
             timeout_s=stream.resolve_timeout_s,
             lost_after_s=stream.lost_after_s,
             accept_new_source=plan.accept_new_source,
+            buffer_s=stream.buffer_s,
         )
         cleanup.callback(inlet.close)
         layout = inlet.layout

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import cli as harness
 from benchmarks.batching import bench_batching
 from benchmarks.inputs import (
     CHANNEL,
@@ -34,6 +35,7 @@ from benchmarks.yasa_peer import bench_yasa
 from streamstage.commands import bench as bench_command
 from streamstage.errors import ConfigError
 from streamstage.model.checkpoint import StagingModel
+from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
 
 MARKS = (3, 6, 12)
@@ -153,14 +155,19 @@ def test_batching_state_grows_with_streams_only(model: StagingModel, tokens: np.
         )
 
 
-def test_mamba_steps_fast_beside_reference(model: StagingModel, tokens: np.ndarray) -> None:
-    result = bench_mamba_steps(model.net, tokens, MARKS, window=3)
+@pytest.mark.parametrize("members", [1, 2])
+def test_mamba_steps_fast_beside_reference(model: StagingModel, tokens: np.ndarray, members: int) -> None:
+    net = model.net if members == 1 else EnsembleNet.of([model.net, model.net])
+    result = bench_mamba_steps(net, tokens, MARKS, window=3)
     assert [row["epochs"] for row in result["marks"]] == list(MARKS)
     for row in result["marks"]:
         _positive_summary(row["reference_step_ms"], 3)
         _positive_summary(row["fast_step_ms"], 3)
-        assert row["state_bytes"] == model.net.init_state(1).nbytes
-    assert result["largest_logit_difference"] < 1e-5
+        _positive_summary(row["network_fast_step_ms"], 3)
+        assert row["state_bytes"] == net.init_state(1).nbytes
+        assert row["network_state_bytes"] == model.net.init_state(1).nbytes
+    assert result["n_members"] == members
+    assert result["largest_probability_difference"] < 1e-5
 
 
 def test_startup_rows_say_whether_torch_was_imported() -> None:
@@ -184,9 +191,9 @@ def test_file_pipeline_throughput_and_profile(model: StagingModel, night_edf: Pa
 
 
 def test_lsl_replay_delivers_every_sample(model: StagingModel, night_edf: Path) -> None:
-    result = bench_lsl_replay(model, night_edf, CHANNEL, f"bench-test-{uuid.uuid4().hex[:8]}")
+    result = bench_lsl_replay(model, night_edf, CHANNEL, f"bench-test-{uuid.uuid4().hex[:8]}", 30.0)
     assert result["samples_received"] == result["samples_expected"] == result["samples_sent"]
-    assert result["slots_filled"] == 0 and result["samples_dropped"] == 0
+    assert result["slots_filled"] == 0 and result["samples_lost"] == 0
     assert result["epochs"] == bench_file_pipeline(model, night_edf, CHANNEL)["epochs"]
     assert result["x_realtime"] > 0
 
@@ -225,21 +232,34 @@ def test_run_benchmarks_compares_and_reports(model: StagingModel) -> None:
         run_benchmarks(model, sizes, ["live", "gpu"])
 
 
-def test_bench_command_writes_json_and_markdown(tmp_path: Path) -> None:
+def test_harness_writes_json_and_markdown(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
-    bench_command.add_arguments(parser)
+    harness.add_arguments(parser)
     threads = str(torch.get_num_threads())
     args = parser.parse_args(
         ["--quick", "--sections", "live,batching", "--threads", threads, "--out", str(tmp_path)]
     )
-    assert bench_command.run(args) == 0
+    assert harness.run(args) == 0
     results = json.loads((tmp_path / "bench-quick.json").read_text())
     assert results["quick"] is True and {"live", "batching"} <= set(results) and "transformer" not in results
     assert "Live path per epoch" in (tmp_path / "bench-quick.md").read_text()
 
 
-def test_bench_command_registers_a_handler() -> None:
+def test_bench_command_runs_the_checkouts_harness() -> None:
+    assert bench_command.checkout_harness() is harness
     parser = argparse.ArgumentParser()
     bench_command.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench", "--quick"])
     assert args.handler is bench_command.run and args.quick
+
+
+def test_bench_command_without_a_checkout_says_where_the_benchmarks_live(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installed wheel holds no harness: the command says so in one line and fails."""
+    monkeypatch.setattr(bench_command, "checkout_harness", lambda: None)
+    parser = argparse.ArgumentParser()
+    bench_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench"])
+    assert bench_command.run(args) == 1
+    assert "benchmarks/ folder" in capsys.readouterr().err

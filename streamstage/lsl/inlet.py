@@ -184,10 +184,11 @@ class LslInlet:
         lost_after_s: float = 5.0,
         chunk_samples: int | None = None,
         accept_new_source: bool = False,
+        buffer_s: float = 360.0,
     ) -> LslInlet:
         """Resolve the stream (an EEG type when nothing is given) and open it, or raise StreamError."""
         info = resolve_stream(name, type, source_id, timeout_s)
-        return cls(info, lost_after_s, chunk_samples, accept_new_source=accept_new_source)
+        return cls(info, lost_after_s, chunk_samples, buffer_s, accept_new_source)
 
     def poll(self, timeout_s: float = 0.2) -> StreamChunk | StreamEvent | None:
         """The next chunk or event, waiting up to ``timeout_s`` for data; None when there was none."""
