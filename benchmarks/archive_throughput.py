@@ -133,7 +133,7 @@ def table(measurements: list[Measurement], caption: str) -> Table:
     # s/night, cpu s/night: wall and CPU seconds a worker spent on a night (its first night includes
     # importing PyTorch and loading the model); load: the machine's 1-min load average after the run
     for column in ("runner", "workers", "nights", "wall s", "nights/min", "s/night", "cpu s/night", "load"):
-        out.add_column(column, justify="left" if column == "runner" else "right")
+        out.add_column(column, justify="left" if column == "runner" else "right", no_wrap=True)
     for m in measurements:
         out.add_row(
             m.runner,
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         f"on 127.0.0.1; {os.cpu_count()} CPUs, load {load:.1f} at the end"
     )
     console = Console()
+    console = console if console.is_terminal else Console(width=110)  # a log keeps the table whole
     console.print(table(measurements, caption))
     console.print(scaling_line(ratios))
     payload = {
