@@ -22,6 +22,14 @@ torch.set_num_threads(1)
 SHARED_DATA = TESTS_DIR.parent.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained one-layer feature model (seed 1): what staging tests need when accuracy is not tested."""
+    from tests.nights import tiny_model as build
+
+    return build(seed=1)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real data beside the checkout; tests that need it skip cleanly where it is absent."""

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pylsl
@@ -22,10 +21,9 @@ import pytest
 from streamstage.hooks import Event, HookDispatcher, HookSpec, build_hook
 from streamstage.lsl.inlet import SIGNAL_BACK, SOURCE_REFUSED, STREAM_RIVAL, LslInlet, StreamEvent
 from streamstage.lsl.meta import write_channels
-from streamstage.lsl.replay import ReplayThread
 from streamstage.lsl.resolve import resolve_stream
-from streamstage.lsl.sources import ArraySource
 from streamstage.sim import SyntheticEEG
+from tests.nights import hypnogram_rows, loopback_replay, streamstage_cli
 
 pytestmark = pytest.mark.slow
 SFREQ = 256.0
@@ -55,31 +53,9 @@ def events_until(inlet: LslInlet, kind: str, timeout_s: float = 10.0) -> list[St
     return seen
 
 
-def _streamstage(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamstage", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        **kwargs,
-    )
-
-
-def _rows(folder: Path) -> list[list[str]]:
-    return [line.split(",") for line in (folder / "hypnogram.csv").read_text().splitlines()[1:]]
-
-
 @pytest.fixture(scope="module")
 def night_uv() -> np.ndarray:
     return SyntheticEEG(NIGHT, SFREQ, seed=11).generate().T.astype(np.float64)
-
-
-def _replay(data_uv: np.ndarray, speed: float, name: str) -> ReplayThread:
-    source = ArraySource(data_uv.astype(np.float32), SFREQ, ["Fpz-Cz"], source_id=name)
-    return ReplayThread(
-        source, speed, name=name, wait_for_consumer_s=30.0, linger_s=0.5, buffer_s=3600
-    ).start()
 
 
 def _run_args(name: str, *extra: str) -> list[str]:
@@ -160,7 +136,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_kill_9_between_a_row_and_its_state_then_resume_writes_no_row_twice(night_uv, tmp_path):
     name, folder = unique("kill"), tmp_path / "night"
-    replay = _replay(night_uv, 12.0, name)
+    replay = loopback_replay(night_uv.astype(np.float32), SFREQ, name, 12.0, buffer_s=3600)
     first = subprocess.run(
         [sys.executable, "-c", _KILL_BETWEEN_ROW_AND_STATE, *_run_args(name, "--out", str(folder))],
         capture_output=True,
@@ -168,12 +144,12 @@ def test_kill_9_between_a_row_and_its_state_then_resume_writes_no_row_twice(nigh
         timeout=120,
     )
     assert first.returncode == -signal.SIGKILL, first.stderr
-    assert [int(r[0]) for r in _rows(folder)] == [0, 1, 2, 3]
-    second = _streamstage(*_run_args(name, "--resume", str(folder)))
+    assert [int(r[0]) for r in hypnogram_rows(folder)] == [0, 1, 2, 3]
+    second = streamstage_cli(*_run_args(name, "--resume", str(folder)))
     _, err = second.communicate(timeout=120)
     replay.join()
     assert second.returncode == 0, err
-    indices = [int(r[0]) for r in _rows(folder)]
+    indices = [int(r[0]) for r in hypnogram_rows(folder)]
     assert indices == list(range(len(indices))) and len(indices) >= len(NIGHT)
 
 
@@ -190,7 +166,7 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
         text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
-    second = _streamstage("run", "--resume", str(folder), "--resolve-timeout", "1")
+    second = streamstage_cli("run", "--resume", str(folder), "--resolve-timeout", "1")
     _, err = second.communicate(timeout=60)
     assert second.returncode == 1 and "another streamstage process" in err
     assert err.strip().splitlines()[-1].startswith("streamstage: error:") and "Traceback" not in err
@@ -203,12 +179,12 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
 
 def test_a_file_size_limit_stops_the_night_with_a_message_and_an_error_status(night_uv, tmp_path):
     name, folder = unique("fsize"), tmp_path / "night"
-    replay = _replay(night_uv, 20.0, name)
+    replay = loopback_replay(night_uv.astype(np.float32), SFREQ, name, 20.0, buffer_s=3600)
 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))  # rows fit, the state does not
 
-    run = _streamstage(*_run_args(name, "--out", str(folder)), preexec_fn=limit_file_size)
+    run = streamstage_cli(*_run_args(name, "--out", str(folder)), preexec_fn=limit_file_size)
     _, err = run.communicate(timeout=120)
     replay.stop()
     assert run.returncode == 1, err
@@ -221,7 +197,7 @@ def test_damaged_state_is_refused_before_any_stream_with_the_way_on(tmp_path, co
     folder.mkdir()
     (folder / "hypnogram.csv").write_text("epoch\n")
     (folder / "state.npz").write_bytes(content)
-    run = _streamstage("run", "--resume", str(folder), "--resolve-timeout", "1")
+    run = streamstage_cli("run", "--resume", str(folder), "--resolve-timeout", "1")
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1
     assert err.strip().splitlines()[-1].startswith("streamstage: error:")
@@ -232,7 +208,7 @@ def test_damaged_state_is_refused_before_any_stream_with_the_way_on(tmp_path, co
 
 
 def test_a_misspelt_hook_command_is_refused_before_the_stream_is_looked_for(tmp_path):
-    run = _streamstage(
+    run = streamstage_cli(
         "run",
         "--hook",
         "epoch=no-such-hook-program-xyz",
@@ -249,7 +225,7 @@ def test_a_misspelt_hook_command_is_refused_before_the_stream_is_looked_for(tmp_
 def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
     config = tmp_path / "streamstage.toml"
     config.write_bytes(b'[stream]\nname = "caf\xe9"\n')
-    run = _streamstage("run", "--config", str(config), "--out", str(tmp_path / "n"))
+    run = streamstage_cli("run", "--config", str(config), "--out", str(tmp_path / "n"))
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1 and "not UTF-8" in err and "Traceback" not in err
 
@@ -290,17 +266,17 @@ def test_stage_falls_back_to_the_frontal_derivation_like_run(night_uv, tmp_path)
         for label, sign in (("TP9", 0.0), ("AF7", 1.0))
     ]
     edfio.Edf(signals).write(path)
-    run = _streamstage("stage", str(path), "--out", str(tmp_path / "out"))
+    run = streamstage_cli("stage", str(path), "--out", str(tmp_path / "out"))
     _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert "AF7-TP9" in err
-    assert len(_rows(tmp_path / "out")) == len(NIGHT)
+    assert len(hypnogram_rows(tmp_path / "out")) == len(NIGHT)
 
 
 def test_a_finished_replay_sends_no_signal_back(night_uv, tmp_path):
     name, folder = unique("ends"), tmp_path / "night"
-    replay = _replay(night_uv, 40.0, name)
-    run = _streamstage(*_run_args(name, "--out", str(folder)))
+    replay = loopback_replay(night_uv.astype(np.float32), SFREQ, name, 40.0, buffer_s=3600)
+    run = streamstage_cli(*_run_args(name, "--out", str(folder)))
     _, err = run.communicate(timeout=120)
     replay.join()
     assert run.returncode == 0, err
@@ -338,7 +314,7 @@ def test_a_clock_reset_in_a_live_stream_keeps_the_night_on_one_true_time_axis(ni
     info = pylsl.StreamInfo(name, "EEG", 1, SFREQ, "float32", name)
     write_channels(info, ["Fpz-Cz"], ["microvolts"], ["EEG"])
     sender = pylsl.StreamOutlet(info)
-    run = _streamstage(*_run_args(name, "--out", str(folder)))
+    run = streamstage_cli(*_run_args(name, "--out", str(folder)))
     assert sender.wait_for_consumers(30.0)
     data = night_uv.astype(np.float32)
     second = int(SFREQ)
@@ -353,7 +329,7 @@ def test_a_clock_reset_in_a_live_stream_keeps_the_night_on_one_true_time_axis(ni
     _, err = run.communicate(timeout=120)
     del sender
     assert run.returncode == 0, err
-    rows = _rows(folder)
+    rows = hypnogram_rows(folder)
     assert [int(r[0]) for r in rows] == list(range(len(rows))) and len(rows) > len(NIGHT)  # the gap is in
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     bridged = [e for e in events if e["event"] == "gap_bridged"]
@@ -369,21 +345,21 @@ def test_a_resume_after_a_crash_longer_than_ten_minutes_keeps_every_later_epoch_
     written as missing epochs and every later epoch keeps the start the replay gave it."""
     night = SyntheticEEG(np.full(90, 2), SFREQ, seed=3).generate().T.astype(np.float64)
     name, folder = unique("longcrash"), tmp_path / "night"
-    replay = _replay(night, 60.0, name)  # 45 minutes of stream in 45 s
-    first = _streamstage(*_run_args(name, "--out", str(folder)))
+    replay = loopback_replay(night.astype(np.float32), SFREQ, name, 60.0, buffer_s=3600)  # 45 min in 45 s
+    first = streamstage_cli(*_run_args(name, "--out", str(folder)))
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (
-        not (folder / "hypnogram.csv").exists() or len(_rows(folder)) < 14
+        not (folder / "hypnogram.csv").exists() or len(hypnogram_rows(folder)) < 14
     ):
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     first.communicate()
     time.sleep(12.0)  # twelve minutes of stream time published into the void
-    second = _streamstage(*_run_args(name, "--resume", str(folder)))
+    second = streamstage_cli(*_run_args(name, "--resume", str(folder)))
     _, err = second.communicate(timeout=180)
     replay.join()
     assert second.returncode == 0, err
-    rows = _rows(folder)
+    rows = hypnogram_rows(folder)
     assert [int(r[0]) for r in rows] == list(range(len(night) // int(30 * SFREQ)))
     starts = np.array([float(r[1]) for r in rows])
     np.testing.assert_allclose(starts, replay.t0 + 30.0 * np.arange(len(rows)), atol=0.05)

@@ -7,7 +7,6 @@ LSLAPICFG (set by conftest to the loopback-only config) is inherited by the subp
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,8 +19,8 @@ import numpy as np
 import pytest
 
 from streamstage.lsl.replay import ReplayThread
-from streamstage.lsl.sources import ArraySource
 from streamstage.sim import SyntheticEEG
+from tests.nights import hypnogram_rows, loopback_replay, night_events, streamstage_cli
 
 pytestmark = pytest.mark.slow
 SFREQ = 256.0
@@ -47,32 +46,6 @@ def night_edf(night_uv, tmp_path_factory) -> Path:
     return path
 
 
-def _streamstage(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamstage", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONFAULTHANDLER": "1"},
-        **kwargs,
-    )
-
-
-def _replay(data_uv: np.ndarray, speed: float, name: str, **options) -> ReplayThread:
-    source = ArraySource(data_uv, SFREQ, ["Fpz-Cz"], source_id=name)
-    replay = ReplayThread(source, speed, name=name, wait_for_consumer_s=30.0, linger_s=0.5, **options)
-    replay.start()
-    return replay
-
-
-def _rows(folder: Path) -> list[list[str]]:
-    return [line.split(",") for line in (folder / "hypnogram.csv").read_text().splitlines()[1:]]
-
-
-def _events(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines() if line]
-
-
 def _run_args(name: str, out: Path) -> list[str]:
     return [
         "run",
@@ -91,15 +64,15 @@ def _run_args(name: str, out: Path) -> list[str]:
 
 def test_replay_into_run_gives_the_hypnogram_of_stage(night_uv, night_edf, tmp_path):
     name = f"e2e-{uuid.uuid4().hex[:8]}"
-    replay = _replay(night_uv.astype(np.float32), 40.0, name)
-    live = _streamstage(*_run_args(name, tmp_path / "live"))
+    replay = loopback_replay(night_uv.astype(np.float32), SFREQ, name, 40.0)
+    live = streamstage_cli(*_run_args(name, tmp_path / "live"))
     _, err = live.communicate(timeout=120)
     replay.join()
     assert live.returncode == 0, err
-    offline = _streamstage("stage", str(night_edf), "--out", str(tmp_path / "offline"))
+    offline = streamstage_cli("stage", str(night_edf), "--out", str(tmp_path / "offline"))
     _, offline_err = offline.communicate(timeout=120)
     assert offline.returncode == 0, offline_err
-    live_rows, file_rows = _rows(tmp_path / "live"), _rows(tmp_path / "offline")
+    live_rows, file_rows = hypnogram_rows(tmp_path / "live"), hypnogram_rows(tmp_path / "offline")
     assert len(live_rows) == len(file_rows) == len(NIGHT)
     assert [r[3] for r in live_rows] == [r[3] for r in file_rows]
     for a, b in zip(live_rows, file_rows, strict=True):
@@ -110,22 +83,24 @@ def test_replay_into_run_gives_the_hypnogram_of_stage(night_uv, night_edf, tmp_p
 def test_killed_run_resumes_and_continues_like_an_uninterrupted_run(night_uv, tmp_path):
     from streamstage.model.checkpoint import load_model
     from streamstage.pipeline import StagingPipeline
-    from streamstage.signal.timing import make_regularizer
+    from streamstage.signal.intake import StreamFormat, StreamIntake
 
     name = f"kill-{uuid.uuid4().hex[:8]}"
     folder = tmp_path / "night"
     samples = night_uv.astype(np.float32)
-    replay = _replay(samples, 12.0, name, buffer_s=3600)
-    first = _streamstage(*_run_args(name, folder))
+    replay = loopback_replay(samples, SFREQ, name, 12.0, buffer_s=3600)
+    first = streamstage_cli(*_run_args(name, folder))
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and (not (folder / "hypnogram.csv").exists() or len(_rows(folder)) < 5):
+    while time.monotonic() < deadline and (
+        not (folder / "hypnogram.csv").exists() or len(hypnogram_rows(folder)) < 5
+    ):
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     first.communicate()
     before_kill = (folder / "hypnogram.csv").read_text()
-    assert len(_rows(folder)) >= 5
+    assert len(hypnogram_rows(folder)) >= 5
     time.sleep(1.0)  # samples published now are lost: the gap
-    second = _streamstage(
+    second = streamstage_cli(
         *[a for a in _run_args(name, folder) if a not in ("--out", str(folder))], "--resume", str(folder)
     )
     _, err = second.communicate(timeout=120)
@@ -133,26 +108,29 @@ def test_killed_run_resumes_and_continues_like_an_uninterrupted_run(night_uv, tm
     assert second.returncode == 0, err
     text = (folder / "hypnogram.csv").read_text()
     assert text.startswith(before_kill.rsplit("\n", 1)[0])  # every row written before the kill is kept
-    indices = [int(r[0]) for r in _rows(folder)]
+    indices = [int(r[0]) for r in hypnogram_rows(folder)]
     assert indices == list(range(len(indices))) and indices[-1] == len(NIGHT) - 1
-    gap = next(e for e in _events(folder) if e["event"] == "resume_gap")
+    gap = next(e for e in night_events(folder) if e["event"] == "resume_gap")
 
     # The uninterrupted reference: the same samples, with the same ones missing, through the same path.
     t0 = replay.t0
     last_before = round((gap["from_s"] - t0) * SFREQ) + 1
     first_after = round((gap["to_s"] - t0) * SFREQ)
     times = t0 + np.arange(len(samples)) / SFREQ
-    regularizer = make_regularizer(1, SFREQ)
+    intake = StreamIntake.for_model(StreamFormat(("Fpz-Cz",), ("microvolts",), SFREQ), ("Fpz-Cz",))
     pipeline: StagingPipeline | None = None
     reference = []
     for part in (slice(0, last_before), slice(first_after, len(samples))):
-        regular = regularizer.push(samples[part].astype(np.float64), times[part])
-        if pipeline is None:
-            pipeline = StagingPipeline(load_model(), SFREQ, start_time_s=float(regular.times[0]))
-        reference += pipeline.push(regular.samples, regular.missing)
+        for block in intake.push(samples[part], times[part]).blocks:
+            if pipeline is None:
+                assert block.times_s is not None
+                start_s = float(block.times_s[0])
+                pipeline = StagingPipeline(load_model(), SFREQ, start_s, source_clipped=intake.clipped)
+            reference += pipeline.push(block.derived_uv, block.missing)
+    assert pipeline is not None
     reference += pipeline.finish()
     gap_epochs = {e.index for e in reference if e.start_s < gap["to_s"] and e.end_s > gap["from_s"]}
-    rows = {int(r[0]): r for r in _rows(folder)}
+    rows = {int(r[0]): r for r in hypnogram_rows(folder)}
     after = [e for e in reference if e.start_s >= gap["to_s"] and e.index not in gap_epochs]
     assert after, "the resumed run staged epochs after the gap"
     for epoch in after:
@@ -162,9 +140,9 @@ def test_killed_run_resumes_and_continues_like_an_uninterrupted_run(night_uv, tm
 
 def test_missing_stream_lists_what_was_seen(night_uv, tmp_path):
     name = f"seen-{uuid.uuid4().hex[:8]}"
-    replay = _replay(night_uv[: int(60 * SFREQ)].astype(np.float32), 1.0, name)
+    replay = loopback_replay(night_uv[: int(60 * SFREQ)].astype(np.float32), SFREQ, name, 1.0)
     try:
-        run = _streamstage(
+        run = streamstage_cli(
             "run",
             "--name",
             "no-such-stream",
@@ -184,9 +162,9 @@ def test_missing_stream_lists_what_was_seen(night_uv, tmp_path):
 
 def test_wrong_channel_is_one_clear_line(night_uv, tmp_path):
     name = f"chan-{uuid.uuid4().hex[:8]}"
-    replay = _replay(night_uv[: int(60 * SFREQ)].astype(np.float32), 1.0, name)
+    replay = loopback_replay(night_uv[: int(60 * SFREQ)].astype(np.float32), SFREQ, name, 1.0)
     try:
-        run = _streamstage(*_run_args(name, tmp_path / "n"), "--channel", "Cz")
+        run = streamstage_cli(*_run_args(name, tmp_path / "n"), "--channel", "Cz")
         _, err = run.communicate(timeout=60)
     finally:
         replay.stop()
@@ -197,7 +175,7 @@ def test_wrong_channel_is_one_clear_line(night_uv, tmp_path):
 
 def test_unwritable_output_is_refused_before_the_night(tmp_path):
     (tmp_path / "a-file").write_text("x")
-    run = _streamstage(
+    run = streamstage_cli(
         "run", "--name", "whatever", "--out", str(tmp_path / "a-file" / "night"), "--resolve-timeout", "1"
     )
     _, err = run.communicate(timeout=60)
@@ -224,14 +202,14 @@ def test_alarm_fires_its_hook_at_the_expected_epoch(
     hook = tmp_path / "hook.py"
     hook.write_text(f"import sys\nopen({str(hook_out)!r}, 'a').write(sys.stdin.read() + '\\n')\n")
     if recording == "synthetic":
-        replay, extra = _replay(night_uv.astype(np.float32), 40.0, name), []
+        replay, extra = loopback_replay(night_uv.astype(np.float32), SFREQ, name, 40.0), []
     else:  # the real nap: the shipped model calls it light (N2) after about 16 min, inside the window
         source = EdfSource(bundled(SAMPLE_EDF))
         replay = ReplayThread(source, 60.0, name=name, wait_for_consumer_s=30.0, linger_s=0.5)
         replay.start()
         extra = ["--channel", "F3", "--max-epochs", "40"]
     folder = tmp_path / "night"
-    run = _streamstage(
+    run = streamstage_cli(
         *_run_args(name, folder),
         *extra,
         "--start-clock",
@@ -257,7 +235,7 @@ def test_alarm_fires_its_hook_at_the_expected_epoch(
 
     # The same rule over the staged night, offline, says where it should have fired.
     night = read_night(folder / "hypnogram.csv")
-    started = next(e for e in _events(folder) if e["event"] == "night_started")
+    started = next(e for e in night_events(folder) if e["event"] == "night_started")
     clock = ClockMap.from_start_clock(start_clock, started["stream_start_s"])
     config = AlarmConfig(parse_clock_time("07:00"), window_s=360, min_sleep_s=60, min_prob=0.3)
     epochs = [
@@ -273,23 +251,25 @@ def test_alarm_fires_its_hook_at_the_expected_epoch(
 
 
 def test_demo_ends_by_itself_with_staged_epochs(tmp_path):
-    demo = _streamstage("demo", "--no-dashboard", "--speed", "150", "--out", str(tmp_path / "demo"))
+    demo = streamstage_cli("demo", "--no-dashboard", "--speed", "150", "--out", str(tmp_path / "demo"))
     _, err = demo.communicate(timeout=240)
     assert demo.returncode == 0, err
-    rows = _rows(tmp_path / "demo")
+    rows = hypnogram_rows(tmp_path / "demo")
     assert len(rows) >= 45  # 25 minutes of nap: 50 epochs
     assert "night folder" in err and (tmp_path / "demo" / "summary.txt").is_file()
 
 
 def test_ctrl_c_stops_cleanly_with_files_flushed_and_a_summary(night_uv, tmp_path):
     name = f"sigint-{uuid.uuid4().hex[:8]}"
-    replay = _replay(night_uv.astype(np.float32), 10.0, name)
+    replay = loopback_replay(night_uv.astype(np.float32), SFREQ, name, 10.0)
     folder = tmp_path / "night"
-    run = _streamstage(
+    run = streamstage_cli(
         "run", "--name", name, "--out", str(folder), "--no-dashboard", "--resolve-timeout", "20"
     )
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and (not (folder / "hypnogram.csv").exists() or len(_rows(folder)) < 3):
+    while time.monotonic() < deadline and (
+        not (folder / "hypnogram.csv").exists() or len(hypnogram_rows(folder)) < 3
+    ):
         time.sleep(0.2)
     run.send_signal(signal.SIGINT)
     try:
@@ -302,5 +282,5 @@ def test_ctrl_c_stops_cleanly_with_files_flushed_and_a_summary(night_uv, tmp_pat
     replay.join()
     assert run.returncode == 0, err
     assert "stopped by Ctrl-C" in err and "streamstage night report" in out
-    assert len(_rows(folder)) >= 3 and (folder / "summary.txt").is_file()
-    assert _events(folder)[-1]["event"] == "night_ended"
+    assert len(hypnogram_rows(folder)) >= 3 and (folder / "summary.txt").is_file()
+    assert night_events(folder)[-1]["event"] == "night_ended"
