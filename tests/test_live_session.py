@@ -36,12 +36,6 @@ def _layout(labels=MUSE, units=("microvolts",) * 4, sfreq=SFREQ, name="muse") ->
 
 
 @pytest.fixture(scope="module")
-def model() -> StagingModel:
-    torch.manual_seed(1)
-    return StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=1)).eval())
-
-
-@pytest.fixture(scope="module")
 def muse_night() -> np.ndarray:
     return SyntheticEEG(HYPNOGRAM, SFREQ, seed=5, montage="muse").generate().T.astype(np.float64)
 
@@ -62,8 +56,8 @@ def _writer(folder: Path, resume: bool = False) -> NightWriter:
     return _OPEN_WRITERS[-1]
 
 
-def _session(model, folder: Path, layout=None, **options) -> NightSession:
-    return NightSession(model, layout or _layout(), _writer(folder), SessionOptions(**options))
+def _session(tiny_model, folder: Path, layout=None, **options) -> NightSession:
+    return NightSession(tiny_model, layout or _layout(), _writer(folder), SessionOptions(**options))
 
 
 def _feed(session: NightSession, samples: np.ndarray, t0: float = 1000.0, chunk: int = 2560) -> list:
@@ -82,11 +76,11 @@ def _events(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
 
 
-def test_headband_stream_is_staged_like_the_offline_pipeline(model, muse_night, tmp_path):
-    session = _session(model, tmp_path / "night")
+def test_headband_stream_is_staged_like_the_offline_pipeline(tiny_model, muse_night, tmp_path):
+    session = _session(tiny_model, tmp_path / "night")
     staged = _feed(session, muse_night) + session.close()
     assert session.montage.labels == ("AF7-TP9",)  # the frontal fallback for a Fpz-Cz model
-    offline = StagingPipeline(model, SFREQ, start_time_s=1000.0)
+    offline = StagingPipeline(tiny_model, SFREQ, start_time_s=1000.0)
     derived = muse_night[:, 1:2] - muse_night[:, 0:1]
     expected = offline.push(derived) + offline.finish()
     assert [e.index for e in staged] == [e.index for e in expected] == list(range(len(HYPNOGRAM)))
@@ -98,16 +92,16 @@ def test_headband_stream_is_staged_like_the_offline_pipeline(model, muse_night, 
     assert _events(tmp_path / "night")[0]["event"] == "night_started"
 
 
-def test_wanted_channel_missing_lists_the_channels(model, tmp_path):
+def test_wanted_channel_missing_lists_the_channels(tiny_model, tmp_path):
     with pytest.raises(ChannelError, match=r"TP9.*AF7"):
-        _session(model, tmp_path / "night", channels=("Cz",))
+        _session(tiny_model, tmp_path / "night", channels=("Cz",))
     with pytest.raises(ChannelError, match="choose one with --channel"):
-        _session(model, tmp_path / "other", layout=_layout(labels=("X1", "X2", "X3", "X4")))
+        _session(tiny_model, tmp_path / "other", layout=_layout(labels=("X1", "X2", "X3", "X4")))
 
 
-def test_volts_instead_of_microvolts_is_detected_and_warned(model, muse_night, tmp_path):
+def test_volts_instead_of_microvolts_is_detected_and_warned(tiny_model, muse_night, tmp_path):
     folder = tmp_path / "night"
-    session = _session(model, folder)
+    session = _session(tiny_model, folder)
     staged = _feed(session, muse_night * 1e-6)  # labelled µV, really V
     assert staged and all(e.quality == "units" for e in staged)
     warnings = [e for e in _events(folder) if e["event"] == "units_warning"]
@@ -115,9 +109,9 @@ def test_volts_instead_of_microvolts_is_detected_and_warned(model, muse_night, t
     assert len(_rows(folder)) == len(staged)
 
 
-def test_units_from_stream_metadata_are_applied(model, muse_night, tmp_path):
-    in_volts = _session(model, tmp_path / "v", layout=_layout(units=("V",) * 4))
-    in_uv = _session(model, tmp_path / "uv")
+def test_units_from_stream_metadata_are_applied(tiny_model, muse_night, tmp_path):
+    in_volts = _session(tiny_model, tmp_path / "v", layout=_layout(units=("V",) * 4))
+    in_uv = _session(tiny_model, tmp_path / "uv")
     a = _feed(in_volts, muse_night * 1e-6)
     b = _feed(in_uv, muse_night)
     assert [e.quality for e in a] == [e.quality for e in b]
@@ -125,7 +119,7 @@ def test_units_from_stream_metadata_are_applied(model, muse_night, tmp_path):
         np.testing.assert_allclose(x.probs, y.probs, atol=1e-6)
 
 
-def test_nan_bursts_flat_clipping_and_huge_values_are_flagged_not_fatal(model, muse_night, tmp_path):
+def test_nan_bursts_flat_clipping_and_huge_values_are_flagged_not_fatal(tiny_model, muse_night, tmp_path):
     damaged = muse_night.copy()
     epoch = int(30 * SFREQ)
     damaged[1 * epoch : 2 * epoch] = np.nan  # NaN burst: a whole epoch
@@ -133,7 +127,7 @@ def test_nan_bursts_flat_clipping_and_huge_values_are_flagged_not_fatal(model, m
     damaged[3 * epoch : 4 * epoch] = 5.0  # flat line
     damaged[5 * epoch : 6 * epoch : 50, 1] = 5e4  # huge spikes
     folder = tmp_path / "night"
-    session = _session(model, folder)
+    session = _session(tiny_model, folder)
     staged = _feed(session, damaged) + session.close()
     flags = [e.quality for e in staged]
     assert len(staged) == len(HYPNOGRAM)
@@ -143,9 +137,9 @@ def test_nan_bursts_flat_clipping_and_huge_values_are_flagged_not_fatal(model, m
     assert [r[9] for r in _rows(folder)] == flags
 
 
-def test_gap_in_timestamps_is_filled_and_flagged(model, muse_night, tmp_path):
+def test_gap_in_timestamps_is_filled_and_flagged(tiny_model, muse_night, tmp_path):
     folder = tmp_path / "night"
-    session = _session(model, folder)
+    session = _session(tiny_model, folder)
     times = 1000.0 + np.arange(len(muse_night)) / SFREQ
     cut = int(2.5 * 30 * SFREQ)
     gap = int(40 * SFREQ)  # 40 s of samples never arrive
@@ -155,7 +149,7 @@ def test_gap_in_timestamps_is_filled_and_flagged(model, muse_night, tmp_path):
     assert "missing" in [e.quality for e in staged[2:4]]
 
 
-def test_signal_lost_and_back_are_logged_and_hooked(model, muse_night, tmp_path):
+def test_signal_lost_and_back_are_logged_and_hooked(tiny_model, muse_night, tmp_path):
     received: list[str] = []
     module = tmp_path / "hookmod.py"
     module.write_text("EVENTS = []\ndef record(event):\n    EVENTS.append(event.name)\n")
@@ -165,7 +159,7 @@ def test_signal_lost_and_back_are_logged_and_hooked(model, muse_night, tmp_path)
     try:
         spec = HookSpec("recorder", ("signal_lost", "signal_back"), "callable", "hookmod:record")
         folder = tmp_path / "night"
-        session = _session(model, folder, settings=Settings(hooks=(spec,)))
+        session = _session(tiny_model, folder, settings=Settings(hooks=(spec,)))
         _feed(session, muse_night[: int(40 * SFREQ)])
         session.on_signal(False, "signal lost: test")
         session.on_signal(True, "signal back: test")
@@ -181,17 +175,17 @@ def test_signal_lost_and_back_are_logged_and_hooked(model, muse_night, tmp_path)
     assert "signal_lost" in names and "signal_back" in names
 
 
-def test_stream_back_without_the_channel_stops_with_a_message(model, muse_night, tmp_path):
-    session = _session(model, tmp_path / "night")
+def test_stream_back_without_the_channel_stops_with_a_message(tiny_model, muse_night, tmp_path):
+    session = _session(tiny_model, tmp_path / "night")
     _feed(session, muse_night[: int(40 * SFREQ)])
     other = _layout(labels=("Fz", "Cz", "Pz"), units=("microvolts",) * 3)
     with pytest.raises(ChannelError, match="came back without the staged channel"):
         session.on_signal(True, "back", other)
 
 
-def test_stream_back_with_another_channel_count_continues(model, muse_night, tmp_path):
+def test_stream_back_with_another_channel_count_continues(tiny_model, muse_night, tmp_path):
     folder = tmp_path / "night"
-    session = _session(model, folder)
+    session = _session(tiny_model, folder)
     first = _feed(session, muse_night[: int(100 * SFREQ)])
     extra = np.column_stack([muse_night, np.zeros(len(muse_night))])
     layout = _layout(labels=(*MUSE, "AUX"), units=("microvolts",) * 5)
@@ -201,9 +195,9 @@ def test_stream_back_with_another_channel_count_continues(model, muse_night, tmp
     assert "layout_changed" in [e["event"] for e in _events(folder)]
 
 
-def test_irregular_rate_stream_is_gridded(model, muse_night, tmp_path):
+def test_irregular_rate_stream_is_gridded(tiny_model, muse_night, tmp_path):
     layout = _layout(sfreq=0.0)
-    session = _session(model, tmp_path / "night", layout=layout)
+    session = _session(tiny_model, tmp_path / "night", layout=layout)
     rng = np.random.default_rng(0)
     n = int(95 * SFREQ)
     times = 1000.0 + np.cumsum(rng.uniform(0.5, 1.5, n)) / SFREQ
@@ -215,9 +209,9 @@ def test_irregular_rate_stream_is_gridded(model, muse_night, tmp_path):
     assert all(np.isfinite(e.probs).all() for e in staged)
 
 
-def test_resume_refuses_another_model(model, muse_night, tmp_path):
+def test_resume_refuses_another_model(tiny_model, muse_night, tmp_path):
     folder = tmp_path / "night"
-    session = _session(model, folder)
+    session = _session(tiny_model, folder)
     _feed(session, muse_night[: int(70 * SFREQ)])
     state = session.writer.load_state()
     session.writer.close()
@@ -228,13 +222,13 @@ def test_resume_refuses_another_model(model, muse_night, tmp_path):
         resumed.resume(state)
 
 
-def test_resume_continues_the_night_and_marks_the_gap(model, muse_night, tmp_path):
+def test_resume_continues_the_night_and_marks_the_gap(tiny_model, muse_night, tmp_path):
     folder = tmp_path / "night"
-    first = _session(model, folder)
+    first = _session(tiny_model, folder)
     cut = int(3.4 * 30 * SFREQ)
     before = _feed(first, muse_night[:cut])
     first.writer.close()  # the process dies here: no close(), only what each epoch saved
-    resumed = NightSession(model, _layout(), _writer(folder, resume=True))
+    resumed = NightSession(tiny_model, _layout(), _writer(folder, resume=True))
     resumed.resume(resumed.writer.load_state())
     restart = cut + int(20 * SFREQ)
     times = 1000.0 + np.arange(len(muse_night)) / SFREQ
@@ -259,12 +253,12 @@ class _ScriptedInlet:
         return None
 
 
-def test_a_bad_chunk_costs_that_chunk_not_the_night(model, muse_night, tmp_path):
+def test_a_bad_chunk_costs_that_chunk_not_the_night(tiny_model, muse_night, tmp_path):
     from streamstage.live.loop import LiveLoop, LoopOptions
     from streamstage.lsl.inlet import StreamChunk
 
     folder = tmp_path / "night"
-    session = _session(model, folder)
+    session = _session(tiny_model, folder)
     times = 1000.0 + np.arange(len(muse_night)) / SFREQ
     half = len(muse_night) // 2
     items = [

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from streamstage.config import Settings
 from streamstage.errors import OutputError, ResumeError
 from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.meta import StreamLayout
-from streamstage.model.checkpoint import StagingModel
-from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.output import NightWriter
 from streamstage.report.night import read_night
 from streamstage.sim import SyntheticEEG
@@ -53,12 +50,6 @@ def _layout(labels=MUSE, units=("microvolts",) * 4, name="muse") -> StreamLayout
 
 
 @pytest.fixture(scope="module")
-def model() -> StagingModel:
-    torch.manual_seed(1)
-    return StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=1)).eval())
-
-
-@pytest.fixture(scope="module")
 def eeg() -> np.ndarray:
     return SyntheticEEG(HYPNOGRAM, SFREQ, seed=5, montage="muse").generate().T.astype(np.float64)
 
@@ -72,11 +63,11 @@ def writers():
 
 
 def _session(
-    model, folder: Path, clock: Clock, writers, resume=False, layout=None, **options
+    tiny_model, folder: Path, clock: Clock, writers, resume=False, layout=None, **options
 ) -> NightSession:
     writer = NightWriter(folder, resume=resume)
     writers.append(writer)
-    return NightSession(model, layout or _layout(), writer, SessionOptions(now=clock, **options))
+    return NightSession(tiny_model, layout or _layout(), writer, SessionOptions(now=clock, **options))
 
 
 def _feed(session, samples, t0: float, clock: Clock, chunk: int = 256) -> None:
@@ -104,9 +95,9 @@ def _check_grid(rows: list[list[str]]) -> None:
     assert np.allclose(np.diff(walls), 30.0, atol=1.01)
 
 
-def test_an_outage_longer_than_ten_minutes_is_written_as_missing_epochs(model, eeg, tmp_path, writers):
+def test_an_outage_longer_than_ten_minutes_is_written_as_missing_epochs(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    session = _session(model, folder, clock, writers)
+    session = _session(tiny_model, folder, clock, writers)
     half = int(120 * SFREQ)
     _feed(session, eeg[:half], T0, clock)
     clock.now += 15 * 60.0  # the headband is gone for 15 minutes
@@ -126,10 +117,10 @@ def test_an_outage_longer_than_ten_minutes_is_written_as_missing_epochs(model, e
 
 @pytest.mark.parametrize("jump_s", [-2700.0, 86_400.0])
 def test_a_clock_reset_keeps_wall_time_true_and_start_s_in_the_new_clock(
-    model, eeg, tmp_path, writers, jump_s
+    tiny_model, eeg, tmp_path, writers, jump_s
 ):
     clock, folder = Clock(), tmp_path / "night"
-    session = _session(model, folder, clock, writers)
+    session = _session(tiny_model, folder, clock, writers)
     half = int(120 * SFREQ)
     _feed(session, eeg[:half], T0, clock)
     clock.now += 60.0  # a minute passes; the stream's clock jumps by jump_s
@@ -149,9 +140,9 @@ def test_a_clock_reset_keeps_wall_time_true_and_start_s_in_the_new_clock(
     assert walls[-1] - walls[0] == pytest.approx(30.0 * (len(rows) - 1), abs=1.0)
 
 
-def test_an_outlet_back_with_another_channel_count_keeps_the_timeline(model, eeg, tmp_path, writers):
+def test_an_outlet_back_with_another_channel_count_keeps_the_timeline(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    session = _session(model, folder, clock, writers)
+    session = _session(tiny_model, folder, clock, writers)
     half = int(120 * SFREQ)
     _feed(session, eeg[:half], T0, clock)
     session.on_signal(False, "lost")
@@ -167,14 +158,14 @@ def test_an_outlet_back_with_another_channel_count_keeps_the_timeline(model, eeg
     assert float(rows[-1][1]) == pytest.approx(T0 + 120.0 + 12 * 60.0 + 90.0, abs=0.05)
 
 
-def test_a_resume_after_a_long_crash_marks_the_whole_crash_missing(model, eeg, tmp_path, writers):
+def test_a_resume_after_a_long_crash_marks_the_whole_crash_missing(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    first = _session(model, folder, clock, writers)
+    first = _session(tiny_model, folder, clock, writers)
     half = int(120 * SFREQ)
     _feed(first, eeg[:half], T0, clock)
     first.writer.close()  # killed: no close(), only what every epoch saved
     clock.now += 20 * 60.0
-    second = _session(model, folder, clock, writers, resume=True)
+    second = _session(tiny_model, folder, clock, writers, resume=True)
     second.resume(second.writer.load_state(), second.writer.last_epoch())
     _feed(second, eeg[half:], T0 + 120.0 + 20 * 60.0, clock)
     second.close()
@@ -186,14 +177,14 @@ def test_a_resume_after_a_long_crash_marks_the_whole_crash_missing(model, eeg, t
     assert len(resumed) == 1 and resumed[0]["gap_s"] == pytest.approx(1200.0, abs=31.0)
 
 
-def test_a_resume_after_a_reboot_uses_the_wall_clock_not_a_negative_gap(model, eeg, tmp_path, writers):
+def test_a_resume_after_a_reboot_uses_the_wall_clock_not_a_negative_gap(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    first = _session(model, folder, clock, writers)
+    first = _session(tiny_model, folder, clock, writers)
     half = int(120 * SFREQ)
     _feed(first, eeg[:half], T0, clock)
     first.writer.close()
     clock.now += 5 * 60.0  # the computer rebooted: its LSL clock starts again near zero
-    second = _session(model, folder, clock, writers, resume=True)
+    second = _session(tiny_model, folder, clock, writers, resume=True)
     second.resume(second.writer.load_state(), second.writer.last_epoch())
     _feed(second, eeg[half:], 40.0, clock)
     second.close()
@@ -203,7 +194,9 @@ def test_a_resume_after_a_reboot_uses_the_wall_clock_not_a_negative_gap(model, e
     assert all(e["gap_s"] >= 0 for e in _events(folder, "gap_bridged") + _events(folder, "resume_gap"))
 
 
-def test_epochs_without_data_are_unknown_everywhere_but_the_model_steps_on(model, eeg, tmp_path, writers):
+def test_epochs_without_data_are_unknown_everywhere_but_the_model_steps_on(
+    tiny_model, eeg, tmp_path, writers
+):
     clock, folder = Clock(), tmp_path / "night"
     received = []
 
@@ -214,7 +207,7 @@ def test_epochs_without_data_are_unknown_everywhere_but_the_model_steps_on(model
     writer = NightWriter(folder)
     writers.append(writer)
     sinks = night_sinks(writer, Settings(), extra=[Sink()])
-    session = NightSession(model, _layout(), writer, SessionOptions(now=clock), sinks)
+    session = NightSession(tiny_model, _layout(), writer, SessionOptions(now=clock), sinks)
     damaged = eeg.copy()
     damaged[int(60 * SFREQ) : int(150 * SFREQ)] = np.nan  # three epochs without any sample
     before = session.pipeline
@@ -232,16 +225,16 @@ def test_epochs_without_data_are_unknown_everywhere_but_the_model_steps_on(model
     assert all("unknown" not in (c["extra"]["from"], c["extra"]["to"]) for c in changes)
 
 
-def test_a_crash_between_row_and_state_writes_no_row_twice(model, eeg, tmp_path, writers):
+def test_a_crash_between_row_and_state_writes_no_row_twice(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    first = _session(model, folder, clock, writers)
+    first = _session(tiny_model, folder, clock, writers)
     _feed(first, eeg[: int(100 * SFREQ)], T0, clock)
     stale_state = (folder / "state.npz").read_bytes()
     _feed(first, eeg[int(100 * SFREQ) : int(125 * SFREQ)], T0 + 100.0, clock)  # epoch 3 is written...
     first.writer.close()
     (folder / "state.npz").write_bytes(stale_state)  # ...and the process dies before its state is renamed
     assert [int(r[0]) for r in _rows(folder)] == [0, 1, 2, 3]
-    second = _session(model, folder, clock, writers, resume=True)
+    second = _session(tiny_model, folder, clock, writers, resume=True)
     second.resume(second.writer.load_state(), second.writer.last_epoch())
     _feed(second, eeg[int(125 * SFREQ) :], T0 + 125.0, clock)
     second.close()
@@ -254,14 +247,16 @@ def test_a_crash_between_row_and_state_writes_no_row_twice(model, eeg, tmp_path,
     [b"", b"PK\x03\x04 not a zip", "truncate"],
     ids=["empty", "garbled", "truncated"],
 )
-def test_damaged_state_is_one_clear_error_and_rebuild_state_continues(model, eeg, tmp_path, writers, damage):
+def test_damaged_state_is_one_clear_error_and_rebuild_state_continues(
+    tiny_model, eeg, tmp_path, writers, damage
+):
     clock, folder = Clock(), tmp_path / "night"
-    first = _session(model, folder, clock, writers)
+    first = _session(tiny_model, folder, clock, writers)
     _feed(first, eeg[: int(95 * SFREQ)], T0, clock)
     first.writer.close()
     state = folder / "state.npz"
     state.write_bytes(state.read_bytes()[: len(state.read_bytes()) // 2] if damage == "truncate" else damage)
-    second = _session(model, folder, clock, writers, resume=True)
+    second = _session(tiny_model, folder, clock, writers, resume=True)
     with pytest.raises(ResumeError, match="--rebuild-state"):
         second.writer.load_state()
     clock.now += 120.0
@@ -276,13 +271,13 @@ def test_damaged_state_is_one_clear_error_and_rebuild_state_continues(model, eeg
     assert float(rows[-1][1]) == pytest.approx(T0 + 330.0, abs=1.0)  # the last full epoch of the data
 
 
-def test_a_full_disk_stops_the_night_with_a_message(model, eeg, tmp_path, writers, monkeypatch):
+def test_a_full_disk_stops_the_night_with_a_message(tiny_model, eeg, tmp_path, writers, monkeypatch):
     import errno
 
     import streamstage.output as output
 
     clock, folder = Clock(), tmp_path / "night"
-    session = _session(model, folder, clock, writers)
+    session = _session(tiny_model, folder, clock, writers)
     _feed(session, eeg[: int(65 * SFREQ)], T0, clock)
 
     def full(path, state):
@@ -312,24 +307,24 @@ def test_night_files_are_private_and_a_failed_start_can_be_retried(tmp_path):
         assert (folder / name).stat().st_mode & 0o777 == 0o600
 
 
-def test_resume_on_another_recording_is_refused_unless_accepted(model, eeg, tmp_path, writers):
+def test_resume_on_another_recording_is_refused_unless_accepted(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    first = _session(model, folder, clock, writers)
+    first = _session(tiny_model, folder, clock, writers)
     _feed(first, eeg[: int(65 * SFREQ)], T0, clock)
     first.writer.close()
     other = _layout(name="other-player")
-    second = _session(model, folder, clock, writers, resume=True, layout=other)
+    second = _session(tiny_model, folder, clock, writers, resume=True, layout=other)
     state = second.writer.load_state()
     with pytest.raises(ResumeError, match="not the stream the night was started on"):
         second.resume(state)
     second.writer.close()
-    accepted = _session(model, folder, clock, writers, resume=True, layout=other, accept_new_source=True)
+    accepted = _session(tiny_model, folder, clock, writers, resume=True, layout=other, accept_new_source=True)
     accepted.resume(state)
 
 
-def test_clipping_of_one_electrode_is_caught_on_the_bipolar_derivation(model, eeg, tmp_path, writers):
+def test_clipping_of_one_electrode_is_caught_on_the_bipolar_derivation(tiny_model, eeg, tmp_path, writers):
     clock, folder = Clock(), tmp_path / "night"
-    session = _session(model, folder, clock, writers)
+    session = _session(tiny_model, folder, clock, writers)
     railed = eeg.copy()
     epoch = int(30 * SFREQ)
     block = railed[2 * epoch : 3 * epoch, 1]
@@ -341,11 +336,11 @@ def test_clipping_of_one_electrode_is_caught_on_the_bipolar_derivation(model, ee
     assert qualities[2] == "clipped" and qualities.count("clipped") == 1
 
 
-def test_mne_lsl_volts_and_unknown_units_are_read_not_assumed(model, eeg, tmp_path, writers):
+def test_mne_lsl_volts_and_unknown_units_are_read_not_assumed(tiny_model, eeg, tmp_path, writers):
     clock = Clock()
-    in_mne_codes = _session(model, tmp_path / "mne", clock, writers, layout=_layout(units=("0",) * 4))
-    no_units = _session(model, tmp_path / "none", clock, writers, layout=_layout(units=("",) * 4))
-    reference = _session(model, tmp_path / "uv", clock, writers)
+    in_mne_codes = _session(tiny_model, tmp_path / "mne", clock, writers, layout=_layout(units=("0",) * 4))
+    no_units = _session(tiny_model, tmp_path / "none", clock, writers, layout=_layout(units=("",) * 4))
+    reference = _session(tiny_model, tmp_path / "uv", clock, writers)
     for session, data in ((in_mne_codes, eeg * 1e-6), (no_units, eeg * 1e-6), (reference, eeg)):
         _feed(session, data, T0, clock)
         session.close()
@@ -363,10 +358,10 @@ def test_mne_lsl_volts_and_unknown_units_are_read_not_assumed(model, eeg, tmp_pa
     assert not _events(tmp_path / "mne", "units_notice")
 
 
-def test_microvolts_labelled_volts_get_the_same_hint_as_the_reverse(model, eeg, tmp_path, writers):
+def test_microvolts_labelled_volts_get_the_same_hint_as_the_reverse(tiny_model, eeg, tmp_path, writers):
     clock = Clock()
-    too_large = _session(model, tmp_path / "large", clock, writers, layout=_layout(units=("V",) * 4))
-    too_small = _session(model, tmp_path / "small", clock, writers)
+    too_large = _session(tiny_model, tmp_path / "large", clock, writers, layout=_layout(units=("V",) * 4))
+    too_small = _session(tiny_model, tmp_path / "small", clock, writers)
     _feed(too_large, eeg, T0, clock)
     _feed(too_small, eeg * 1e-6, T0, clock)
     large = _events(tmp_path / "large", "units_notice")
@@ -376,8 +371,10 @@ def test_microvolts_labelled_volts_get_the_same_hint_as_the_reverse(model, eeg, 
     assert all("check the unit in the stream's channel metadata" in n[0]["message"] for n in (large, small))
 
 
-def test_a_stream_back_with_another_staged_channel_is_refused_not_rederived(model, eeg, tmp_path, writers):
-    session = _session(model, tmp_path / "night", Clock(), writers)
+def test_a_stream_back_with_another_staged_channel_is_refused_not_rederived(
+    tiny_model, eeg, tmp_path, writers
+):
+    session = _session(tiny_model, tmp_path / "night", Clock(), writers)
     assert session.refusal(_layout(labels=(*MUSE, "AUX"))) == ""
     moved = session.refusal(_layout(labels=("TP10", "AF8", "AF7", "TP9")))
     assert moved == ""  # the same electrodes in another order are the same channel

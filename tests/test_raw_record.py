@@ -19,7 +19,6 @@ from pathlib import Path
 import edfio
 import numpy as np
 import pytest
-import torch
 
 from streamstage.config import Settings
 from streamstage.io.hypnogram import read_hypnogram
@@ -35,8 +34,6 @@ from streamstage.live.session import NightSession, SessionOptions
 from streamstage.lsl.meta import StreamLayout
 from streamstage.lsl.replay import ReplayThread
 from streamstage.lsl.sources import ArraySource
-from streamstage.model.checkpoint import StagingModel
-from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.output import NightWriter
 from streamstage.report.night import read_night
 from streamstage.sinks import night_sinks
@@ -118,23 +115,17 @@ def test_another_recording_is_not_continued(tmp_path):
 # -- the sink in a night ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def model() -> StagingModel:
-    torch.manual_seed(1)
-    return StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=1)).eval())
-
-
 def _layout() -> StreamLayout:
     return StreamLayout(
         "idx", "EEG", "idx-id", "host", "uid", SFREQ, "float32", LABELS, ("microvolts",) * 2, ("EEG",) * 2
     )
 
 
-def _night(model, folder: Path, resume: bool = False) -> tuple[NightSession, NightWriter]:
+def _night(tiny_model, folder: Path, resume: bool = False) -> tuple[NightSession, NightWriter]:
     writer = NightWriter(folder, resume=resume)
     options = SessionOptions(channels=("Fpz",), reference="sample_index", now=lambda: 1.7e9)
     session = NightSession(
-        model, _layout(), writer, options, night_sinks(writer, Settings(), extra=[RawSink(folder)])
+        tiny_model, _layout(), writer, options, night_sinks(writer, Settings(), extra=[RawSink(folder)])
     )
     return session, writer
 
@@ -145,9 +136,9 @@ def _feed(session: NightSession, first: int, stop: int, t0: float = 1000.0) -> N
         session.on_chunk(chunk, t0 + np.arange(start, start + len(chunk)) / SFREQ)
 
 
-def test_a_night_keeps_every_sample_it_staged_with_its_stages_beside_it(model, tmp_path):
+def test_a_night_keeps_every_sample_it_staged_with_its_stages_beside_it(tiny_model, tmp_path):
     folder = tmp_path / "night"
-    session, writer = _night(model, folder)
+    session, writer = _night(tiny_model, folder)
     _feed(session, 0, 9000)  # 90 s: three epochs
     session.close()
     writer.close()
@@ -160,12 +151,12 @@ def test_a_night_keeps_every_sample_it_staged_with_its_stages_beside_it(model, t
     assert np.array_equal(read_hypnogram(companion).stages, read_night(folder / "hypnogram.csv").stages)
 
 
-def test_a_crash_and_resume_continue_the_same_file_with_the_time_down_as_a_gap(model, tmp_path):
+def test_a_crash_and_resume_continue_the_same_file_with_the_time_down_as_a_gap(tiny_model, tmp_path):
     folder = tmp_path / "night"
-    session, writer = _night(model, folder)
+    session, writer = _night(tiny_model, folder)
     _feed(session, 0, 6500)
     writer.close()  # killed: no close, whatever was not flushed at the last epoch is lost
-    session, writer = _night(model, folder, resume=True)
+    session, writer = _night(tiny_model, folder, resume=True)
     session.resume(writer.load_state(), writer.last_epoch())
     _feed(session, 8000, 12000)  # 15 s down
     session.close()
