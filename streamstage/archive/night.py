@@ -184,6 +184,7 @@ def stage_file(job: FileJob) -> FileResult:
         _move_into_place(partial, job.folder)
         return result
     except Exception as error:  # a bug in one file's staging is still that file's row, with its type
+        shutil.rmtree(partial_folder(job.folder), ignore_errors=True)
         message = str(error) if isinstance(error, StreamstageError) else f"{type(error).__name__}: {error}"
         return FileResult(
             str(job.recording),
@@ -232,6 +233,7 @@ def finished_result(job: FileJob) -> FileResult | None:
         if {key: payload[key] for key in ("source", "size", "mtime_ns")} != _input_stamp(job.recording):
             return None
         row = payload["result"]
-        return replace(FileResult(**{**row, "channels": tuple(row["channels"])}), status="skipped")
+        row = {**row, "channels": tuple(row["channels"]), "folder": str(job.folder)}  # the archive may move
+        return replace(FileResult(**row), status="skipped")
     except (OSError, ValueError, KeyError, TypeError):
         return None

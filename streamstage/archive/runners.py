@@ -52,13 +52,16 @@ class LocalPool:
         if not jobs:
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=context)
+        try:
             futures = {pool.submit(stage_file, job): job for job in jobs}
             for future in as_completed(futures):
                 try:
                     yield future.result()
                 except Exception as error:  # BrokenProcessPool: a worker died
                     yield lost_worker(futures[future], error)
+        finally:  # on Ctrl-C, files not yet started are dropped rather than staged first
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
