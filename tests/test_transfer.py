@@ -25,7 +25,7 @@ from streamstage.training.augment import (
     augment_crop,
     features_from_powers,
 )
-from streamstage.training.data import Night
+from streamstage.training.data import FeatureNight
 from streamstage.training.joins import join_scores, random_joins
 from streamstage.training.predict import stage_feature_nights
 from streamstage.training.train import TrainConfig, _sample_batch
@@ -40,9 +40,9 @@ def real_features() -> np.ndarray:
     return epoch_features(eeg.reshape(len(HYPNOGRAM), 1, 3000))
 
 
-def _night(features: np.ndarray, subject: str = "00") -> Night:
+def _night(features: np.ndarray, subject: str = "00") -> FeatureNight:
     labels = np.resize(HYPNOGRAM, len(features)).astype(np.int64)
-    return Night(subject, 1, features, labels)
+    return FeatureNight(subject, 1, features, labels)
 
 
 def test_features_rebuilt_from_powers_equal_the_recipe(real_features):
@@ -82,7 +82,9 @@ def test_artifact_epochs_are_loud_and_flagged_bad(real_features):
 
 def test_a_fresh_start_crop_is_normalised_from_its_first_epoch(real_features):
     features = np.concatenate([real_features] * 3)
-    night = Night("00", 1, features, np.arange(len(features)))  # a label that tells where the crop starts
+    night = FeatureNight(
+        "00", 1, features, np.arange(len(features))
+    )  # a label that tells where the crop starts
     config = TrainConfig(
         crop_epochs=16,
         batch_size=4,
@@ -187,7 +189,7 @@ def test_train_members_ships_one_ensemble(tmp_path, real_features):
     assert model.training["member_seeds"] == [0, 1] and len(model.training["members"]) == 2
 
 
-def _stage_shifted_nights(n_nights: int = 6, n_epochs: int = 1200) -> list[Night]:
+def _stage_shifted_nights(n_nights: int = 6, n_epochs: int = 1200) -> list[FeatureNight]:
     """Fake nights whose stages shift the log powers their own way and set the relative powers."""
     rng = np.random.default_rng(7)
     nights = []
@@ -196,7 +198,7 @@ def _stage_shifted_nights(n_nights: int = 6, n_epochs: int = 1200) -> list[Night
         labels = np.repeat(rng.integers(0, 5, n_epochs // 4), 4)
         logs = profile[labels] + rng.normal(0, 0.2, (n_epochs, N_BANDS)) + rng.normal(0, 2)  # a night's gain
         features = features_from_powers(np.exp(logs))[:, None].astype(np.float32)
-        nights.append(Night(f"{index:02d}", 1, features, labels.astype(np.int64)))
+        nights.append(FeatureNight(f"{index:02d}", 1, features, labels.astype(np.int64)))
     return nights
 
 

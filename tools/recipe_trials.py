@@ -24,7 +24,7 @@ import torch
 from streamstage.features import NormalizerConfig
 from streamstage.model.stager import StagerConfig
 from streamstage.training.augment import NO_AUGMENTATION, TransferAugmentation
-from streamstage.training.data import Night, load_feature_nights, subjects_of
+from streamstage.training.data import FeatureNight, load_feature_nights, subjects_of
 from streamstage.training.joins import join_scores, random_joins
 from streamstage.training.predict import score_nights
 from streamstage.training.protocols import split_validation
@@ -50,7 +50,7 @@ separate nights of the same subject: two montages teach the model what does not 
 N_TEST_SUBJECTS = 16
 
 
-def held_out(nights: list[Night], split_seed: int) -> tuple[list[Night], list[Night]]:
+def held_out(nights: list[FeatureNight], split_seed: int) -> tuple[list[FeatureNight], list[FeatureNight]]:
     order = np.random.default_rng(split_seed).permutation(subjects_of(nights))
     test = set(order[:N_TEST_SUBJECTS].tolist())
     return [n for n in nights if n.subject not in test], [n for n in nights if n.subject in test]

@@ -13,14 +13,14 @@ from pathlib import Path
 from streamstage.errors import InputFileError, OutputError
 from streamstage.output import HYPNOGRAM_FILE
 from streamstage.report.figure import plot_night
-from streamstage.report.night import Night, read_night
+from streamstage.report.night import StagedNight, read_night
 from streamstage.report.rescore import read_rescored, read_rescored_probs, rescore_night
 from streamstage.report.summary import format_summary
 
 SUMMARY_FILE = "summary.txt"
 FIGURE_FILE = "report.png"
 
-__all__ = ["Night", "Report", "format_summary", "plot_night", "read_night", "write_report"]
+__all__ = ["Report", "StagedNight", "format_summary", "plot_night", "read_night", "write_report"]
 
 
 @dataclass(frozen=True)

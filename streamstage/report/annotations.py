@@ -19,7 +19,7 @@ import numpy as np
 
 from streamstage.io.files import write_atomic
 from streamstage.output import EVENTS_FILE, FILE_MODE
-from streamstage.report.night import Night
+from streamstage.report.night import StagedNight
 from streamstage.stats import UNKNOWN
 
 STAGE_PREFIX = "Sleep stage "
@@ -43,7 +43,7 @@ def _seconds_since(stamp: str, start: datetime) -> float | None:
 
 
 def stage_annotations(
-    night: Night, start: datetime, stages: np.ndarray | None = None
+    night: StagedNight, start: datetime, stages: np.ndarray | None = None
 ) -> list[edfio.EdfAnnotation]:
     """One annotation per run of equal ``stages`` (default: the night's own) on the recording's epoch grid,
     placed by the first row's wall time; epochs before ``start`` are left out."""

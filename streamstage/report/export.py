@@ -18,21 +18,21 @@ from streamstage import STAGES
 from streamstage.errors import HypnogramError
 from streamstage.io.files import write_atomic
 from streamstage.report.annotations import event_annotations, stage_annotations, write_annotations
-from streamstage.report.night import Night
+from streamstage.report.night import StagedNight
 from streamstage.stats import UNKNOWN
 
 FORMATS = {"edf+": ".edf", "csv": ".csv", "txt": ".txt"}
 """Format name -> file suffix of ``DIR/export<suffix>``."""
 
 
-def night_start(night: Night) -> datetime:
+def night_start(night: StagedNight) -> datetime:
     """Wall time of the first epoch's start (rows hold each epoch's end)."""
     if night.started is None:
         raise HypnogramError("the night's first row has no wall time; it cannot be exported with a start.")
     return night.started - timedelta(seconds=night.epoch_s)
 
 
-def export_hypnogram(folder: Path, night: Night, stages: np.ndarray, fmt: str, path: Path) -> None:
+def export_hypnogram(folder: Path, night: StagedNight, stages: np.ndarray, fmt: str, path: Path) -> None:
     """Write ``stages`` (one per epoch of ``night``) to ``path`` in format ``fmt`` (a key of FORMATS)."""
     if not night.n_epochs:
         raise HypnogramError(f"{folder} holds no staged epoch; there is nothing to export.")

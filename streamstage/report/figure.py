@@ -13,7 +13,7 @@ import numpy as np
 
 from streamstage import STAGES
 from streamstage.dashboard.style import HYPNOGRAM_LEVELS, STAGE_COLOURS, stage_colour
-from streamstage.report.night import Night
+from streamstage.report.night import StagedNight
 from streamstage.stats import Agreement, agreement, sleep_stats
 
 if TYPE_CHECKING:
@@ -24,7 +24,10 @@ LEVEL_OF_STAGE = {stage: len(HYPNOGRAM_LEVELS) - 1 - row for row, stage in enume
 
 
 def plot_night(
-    night: Night, path: Path, rescored: np.ndarray | None = None, rescored_probs: np.ndarray | None = None
+    night: StagedNight,
+    path: Path,
+    rescored: np.ndarray | None = None,
+    rescored_probs: np.ndarray | None = None,
 ) -> None:
     """Draw the night (and its morning re-score, above the live hypnogram, with the re-score's
     probabilities) into a PNG at ``path``; raises ``ModuleNotFoundError`` without matplotlib."""
@@ -102,7 +105,7 @@ def _draw_probabilities(ax: Axes, edges: np.ndarray, probs: np.ndarray, label: s
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
 
-def _title(night: Night, rescored: np.ndarray | None) -> str:
+def _title(night: StagedNight, rescored: np.ndarray | None) -> str:
     predicted = night.stages if rescored is None else rescored
     stats = sleep_stats(predicted, night.epoch_s)
     hours, minutes = divmod(round(stats.total_sleep_s / 60), 60)

@@ -40,7 +40,7 @@ class _Row(NamedTuple):
 
 
 @dataclass(frozen=True, eq=False)
-class Night:
+class StagedNight:
     """One night's epochs on a contiguous grid, oldest first; stage codes are -1 where unknown."""
 
     epoch: np.ndarray
@@ -76,7 +76,7 @@ class Night:
             return None
 
 
-def read_night(path: Path) -> Night:
+def read_night(path: Path) -> StagedNight:
     """Read ``hypnogram.csv``; a damaged line other than a partial last one raises :class:`HypnogramError`."""
     try:
         text = path.read_bytes().decode("utf-8").rstrip("\x00")
@@ -111,7 +111,7 @@ def read_night(path: Path) -> Night:
     return _grid(path, records, dropped)
 
 
-def _grid(path: Path, records: list[list[str]], dropped: bool) -> Night:
+def _grid(path: Path, records: list[list[str]], dropped: bool) -> StagedNight:
     """Place parsed rows on the contiguous epoch grid (last row of an epoch wins, gaps unknown)."""
     by_epoch: dict[int, _Row] = {}
     for line_number, record in enumerate(records, start=2):
@@ -137,7 +137,7 @@ def _grid(path: Path, records: list[list[str]], dropped: bool) -> Night:
         i = row.epoch - first
         start_s[i], wall_time[i], stages[i], probs[i] = row.start_s, row.wall_time, row.stage, row.probs
         quality[i], latency_ms[i], truth[i] = row.quality, row.latency_ms, row.truth
-    return Night(
+    return StagedNight(
         epoch=first + np.arange(n),
         start_s=start_s,
         wall_time=tuple(wall_time),

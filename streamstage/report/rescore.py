@@ -24,7 +24,7 @@ from streamstage.io.hypnogram import Hypnogram, read_hypnogram, write_hypnogram_
 from streamstage.io.raw_record import raw_parts, read_layout
 from streamstage.output import EVENTS_FILE, FILE_MODE
 from streamstage.report.export import night_start
-from streamstage.report.night import Night
+from streamstage.report.night import StagedNight
 from streamstage.stats import UNKNOWN
 
 RESCORED_FILE = "rescored.csv"
@@ -32,7 +32,7 @@ METHODS = ("model", "yasa")
 RESCORE_MODEL = "rescore.pt"
 
 
-def read_rescored(folder: Path, night: Night) -> np.ndarray | None:
+def read_rescored(folder: Path, night: StagedNight) -> np.ndarray | None:
     """The re-scored stages on the night's epochs (unknown where it has none), or None without a re-score."""
     path = Path(folder) / RESCORED_FILE
     if not path.is_file():
@@ -45,7 +45,7 @@ def read_rescored(folder: Path, night: Night) -> np.ndarray | None:
     return stages
 
 
-def read_rescored_probs(folder: Path, night: Night) -> np.ndarray | None:
+def read_rescored_probs(folder: Path, night: StagedNight) -> np.ndarray | None:
     """The re-score's probabilities ``(n_epochs, 5)`` on the night's epochs (NaN where it has none)."""
     path = Path(folder) / RESCORED_FILE
     if not path.is_file():
@@ -62,7 +62,7 @@ def read_rescored_probs(folder: Path, night: Night) -> np.ndarray | None:
     return probs
 
 
-def rescore_night(folder: Path, night: Night, method: str = "model") -> np.ndarray:
+def rescore_night(folder: Path, night: StagedNight, method: str = "model") -> np.ndarray:
     """Re-stage every raw part of the night with ``method``, write ``rescored.csv``, return its stages."""
     parts = raw_parts(folder)
     if not parts:
@@ -113,8 +113,7 @@ def _model_probs(path: Path, channel: str) -> np.ndarray:
     """Whole-night probabilities of the bundled bidirectional model (needs PyTorch, imported here)."""
     from streamstage.model.checkpoint import load_model
     from streamstage.offline import RecordingSource, recording_features
-    from streamstage.training.data import IGNORE_LABEL
-    from streamstage.training.data import Night as FeatureNight
+    from streamstage.training.data import IGNORE_LABEL, FeatureNight
     from streamstage.training.predict import offline_reference_probs
 
     with resources.as_file(resources.files("streamstage.weights").joinpath(RESCORE_MODEL)) as weights:

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from streamstage import STAGES
-from streamstage.report.night import UNSTAGED, Night
+from streamstage.report.night import UNSTAGED, StagedNight
 from streamstage.stats import Agreement, SleepStats, agreement, sleep_stats
 
 DEFINITIONS = """\
@@ -21,7 +21,7 @@ Definitions (AASM, the recording standing in for lights-off to lights-on):
   unknown epochs count in time in bed but neither as sleep nor as wake."""
 
 
-def format_summary(night: Night, rescored: np.ndarray | None = None) -> str:
+def format_summary(night: StagedNight, rescored: np.ndarray | None = None) -> str:
     """The whole ``summary.txt``; ``rescored``: the morning re-score's stages, on the night's epochs."""
     lines = ["streamstage night report", "========================", *_night_lines(night), ""]
     if night.n_epochs == 0:
@@ -49,7 +49,7 @@ def format_summary(night: Night, rescored: np.ndarray | None = None) -> str:
     return "\n".join([*lines, DEFINITIONS, ""])
 
 
-def _night_lines(night: Night) -> list[str]:
+def _night_lines(night: StagedNight) -> list[str]:
     started = night.started
     hours, minutes = divmod(round(night.n_epochs * night.epoch_s / 60), 60)
     lines = [

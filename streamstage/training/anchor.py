@@ -15,7 +15,7 @@ import numpy as np
 from streamstage import STAGES
 from streamstage.errors import InputFileError
 from streamstage.features import N_BANDS, CausalNormalizer, NormalizerConfig, StageAnchor, relative_logs
-from streamstage.training.data import Night
+from streamstage.training.data import FeatureNight
 
 SETTLED_AFTER_EPOCHS = 120
 """Epochs of a night before its plain running mean counts as settled (the normaliser's first hour); a
@@ -23,7 +23,7 @@ night shorter than twice that contributes its second half."""
 COVARIANCE_RIDGE = 1e-3
 
 
-def fit_anchor(nights: Sequence[Night], normalizer: NormalizerConfig) -> NormalizerConfig:
+def fit_anchor(nights: Sequence[FeatureNight], normalizer: NormalizerConfig) -> NormalizerConfig:
     """``normalizer`` with its anchor fitted on ``nights`` (unchanged unless it is ``anchored``)."""
     if not normalizer.anchored:
         return normalizer

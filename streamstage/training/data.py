@@ -1,8 +1,8 @@
 """Nights for training and evaluation: per-epoch features with expert labels.
 
-Two sources give the same :class:`Night`: the Sleep-EDF feature set (``SS__N.npz``, features already computed
-by the training recipe) and EDF + hypnogram pairs, whose features come from the same streaming signal path
-used live (:func:`streamstage.training.edf_nights.night_from_edf`).
+Two sources give the same :class:`FeatureNight`: the Sleep-EDF feature set (``SS__N.npz``, features already
+computed by the training recipe) and EDF + hypnogram pairs, whose features come from the same stream intake
+and signal path used live (:func:`streamstage.training.sources.load_edf_nights`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _NIGHT_FILE = re.compile(r"^(?P<subject>\d+)__(?P<night>\d+)\.npz$")
 
 
 @dataclass(frozen=True)
-class Night:
+class FeatureNight:
     """One recording: raw (un-normalised) features ``(n_epochs, n_channels, 10)`` and labels ``(n_epochs,)``
     with 0..4 for W, N1, N2, N3, REM and -100 for epochs to ignore; ``good`` holds each epoch's quality
     (False: the live pipeline would not let it move the normaliser), all good when not given."""
@@ -42,9 +42,9 @@ class Night:
                 f"{len(self.good)} quality flags; they must match"
             )
 
-    def crop(self, span: slice) -> Night:
+    def crop(self, span: slice) -> FeatureNight:
         """The epochs of ``span`` only (features, labels and quality flags together)."""
-        return Night(self.subject, self.night, self.features[span], self.labels[span], self.good[span])
+        return FeatureNight(self.subject, self.night, self.features[span], self.labels[span], self.good[span])
 
     @property
     def name(self) -> str:
@@ -73,7 +73,7 @@ def channel_indices(wanted: Sequence[str]) -> list[int]:
     return indices
 
 
-def load_feature_nights(folder: Path, channels: Sequence[str] = ("Fpz-Cz",)) -> list[Night]:
+def load_feature_nights(folder: Path, channels: Sequence[str] = ("Fpz-Cz",)) -> list[FeatureNight]:
     """Load every ``SS__N.npz`` night of a Sleep-EDF feature folder, keeping ``channels``."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -94,13 +94,13 @@ def load_feature_nights(folder: Path, channels: Sequence[str] = ("Fpz-Cz",)) -> 
             raise InputFileError(
                 f"{path} is not a feature file with 'features' and 'labels' arrays ({error})."
             ) from error
-        nights.append(Night(match["subject"], int(match["night"]), features, labels))
+        nights.append(FeatureNight(match["subject"], int(match["night"]), features, labels))
     if not nights:
         raise InputFileError(f"no SS__N.npz feature files found in {folder}.")
     return nights
 
 
-def subjects_of(nights: Sequence[Night]) -> list[str]:
+def subjects_of(nights: Sequence[FeatureNight]) -> list[str]:
     return sorted({n.subject for n in nights})
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from streamstage.model.checkpoint import StagingModel
 from streamstage.stats import confusion_matrix
-from streamstage.training.data import Night
+from streamstage.training.data import FeatureNight
 from streamstage.training.metrics import StagingScores
 from streamstage.training.predict import stage_feature_nights
 
@@ -28,7 +28,7 @@ def bin_label(low: int, high: int | None) -> str:
     return f"{low}-{high} min" if high is not None else f"{low}+ min"
 
 
-def random_joins(nights: Sequence[Night], per_night: int, seed: int) -> list[tuple[int, int]]:
+def random_joins(nights: Sequence[FeatureNight], per_night: int, seed: int) -> list[tuple[int, int]]:
     """``(night index, join epoch)`` pairs, uniform between the first sleep epoch and 60 epochs before the
     last, so every join lands in the sleep period and leaves at least 30 min to stage."""
     rng = np.random.default_rng(seed)
@@ -89,7 +89,9 @@ def scores_by_minutes(
     return scores
 
 
-def join_scores(model: StagingModel, nights: Sequence[Night], joins: Sequence[tuple[int, int]]) -> JoinScores:
+def join_scores(
+    model: StagingModel, nights: Sequence[FeatureNight], joins: Sequence[tuple[int, int]]
+) -> JoinScores:
     """Stage each ``(night, join)`` cold from its join; score by minutes since the join against the truth,
     beside the same epochs of the night staged from its start."""
     whole = stage_feature_nights(model, nights)

@@ -19,12 +19,12 @@ from streamstage.epoch_stager import EpochStager
 from streamstage.features import NIGHT_ZSCORE, CausalNormalizer, zscore_night
 from streamstage.model.checkpoint import StagingModel
 from streamstage.stats import confusion_matrix
-from streamstage.training.data import Night
+from streamstage.training.data import FeatureNight
 from streamstage.training.metrics import StagingScores
 
 
 def stage_feature_nights(
-    model: StagingModel, nights: Sequence[Night], joins: Sequence[int] | None = None
+    model: StagingModel, nights: Sequence[FeatureNight], joins: Sequence[int] | None = None
 ) -> list[np.ndarray]:
     """Probabilities ``(n_epochs - join, 5)`` per night, staged epoch by epoch as live.
 
@@ -49,7 +49,7 @@ def stage_feature_nights(
 
 
 @torch.no_grad()
-def offline_reference_probs(model: StagingModel, nights: Sequence[Night]) -> list[np.ndarray]:
+def offline_reference_probs(model: StagingModel, nights: Sequence[FeatureNight]) -> list[np.ndarray]:
     """Whole nights at once through an offline reference model (it sees the future or the night's z-score)."""
     model.net.eval()
     probs = []
@@ -65,12 +65,12 @@ def offline_reference_probs(model: StagingModel, nights: Sequence[Night]) -> lis
     return probs
 
 
-def night_probs(model: StagingModel, nights: Sequence[Night]) -> list[np.ndarray]:
+def night_probs(model: StagingModel, nights: Sequence[FeatureNight]) -> list[np.ndarray]:
     """Each night's probabilities: streamed as live, or whole-night for an offline reference model."""
     return stage_feature_nights(model, nights) if model.streams else offline_reference_probs(model, nights)
 
 
-def score_nights(model: StagingModel, nights: Sequence[Night]) -> StagingScores:
+def score_nights(model: StagingModel, nights: Sequence[FeatureNight]) -> StagingScores:
     """Pooled scores of every labelled epoch of ``nights``."""
     predicted = np.concatenate([p.argmax(axis=-1) for p in night_probs(model, nights)])
     truth = np.concatenate([n.labels for n in nights])

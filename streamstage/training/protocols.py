@@ -10,7 +10,7 @@ import numpy as np
 
 from streamstage.features import NormalizerConfig
 from streamstage.model.stager import StagerConfig
-from streamstage.training.data import Night, subject_folds, subjects_of
+from streamstage.training.data import FeatureNight, subject_folds, subjects_of
 from streamstage.training.joins import JoinScores, join_scores, random_joins
 from streamstage.training.metrics import StagingScores
 from streamstage.training.predict import score_nights
@@ -19,7 +19,9 @@ from streamstage.training.train import TrainConfig, train_ensemble
 SEDF20_SUBJECTS = tuple(f"{i:02d}" for i in range(20))
 
 
-def split_validation(nights: Sequence[Night], fraction: float, seed: int) -> tuple[list[Night], list[Night]]:
+def split_validation(
+    nights: Sequence[FeatureNight], fraction: float, seed: int
+) -> tuple[list[FeatureNight], list[FeatureNight]]:
     """Hold out a fraction of the *subjects* for early stopping."""
     subjects = subjects_of(nights)
     n_val = max(1, round(len(subjects) * fraction)) if len(subjects) > 1 else 0
@@ -29,14 +31,16 @@ def split_validation(nights: Sequence[Night], fraction: float, seed: int) -> tup
     ]
 
 
-def with_montages(train: Sequence[Night], extra_montages: Sequence[Night]) -> list[Night]:
+def with_montages(
+    train: Sequence[FeatureNight], extra_montages: Sequence[FeatureNight]
+) -> list[FeatureNight]:
     """``train`` plus the other montages of exactly its nights."""
     names = {night.name for night in train}
     return [*train, *(night for night in extra_montages if night.name in names)]
 
 
 def cross_validate(
-    nights: Sequence[Night],
+    nights: Sequence[FeatureNight],
     n_folds: int,
     stager_config: StagerConfig,
     train_config: TrainConfig,
@@ -44,7 +48,7 @@ def cross_validate(
     val_fraction: float = 0.1,
     n_members: int = 1,
     joins_per_night: int = 3,
-    extra_montages: Sequence[Night] = (),
+    extra_montages: Sequence[FeatureNight] = (),
     on_fold: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``n_folds``-fold subject-wise CV; returns pooled scores and per-fold records.

@@ -18,7 +18,7 @@ from streamstage.io.xdf import XDF_SUFFIX, XdfRecording, is_xdf
 from streamstage.model.checkpoint import StagingModel
 from streamstage.offline import RecordingSource, recording_features, stage_recording
 from streamstage.records import StagedEpoch
-from streamstage.training.data import IGNORE_LABEL, Night, load_feature_nights
+from streamstage.training.data import IGNORE_LABEL, FeatureNight, load_feature_nights
 
 WAKE_MARGIN_EPOCHS = 60
 """Wake kept before the first and after the last sleep epoch (30 min), as in the feature set."""
@@ -64,7 +64,7 @@ def edf_pairs(folder: Path) -> list[RecordingPair]:
     return pairs
 
 
-def load_edf_nights(folder: Path, channels: list[str], console: Console | None = None) -> list[Night]:
+def load_edf_nights(folder: Path, channels: list[str], console: Console | None = None) -> list[FeatureNight]:
     """Training nights from EDF + hypnogram pairs: features and quality flags from the live signal path,
     cropped to the sleep period with 30 min of wake either side, as the feature set is."""
     nights = []
@@ -74,7 +74,7 @@ def load_edf_nights(folder: Path, channels: list[str], console: Console | None =
         features, good = recording_features(RecordingSource.open(pair.psg_path, channels))
         labels = _labels_for(pair, len(features))
         subject, night = _night_name(pair)
-        nights.append(Night(subject, night, features, labels, good).crop(crop_to_sleep(labels)))
+        nights.append(FeatureNight(subject, night, features, labels, good).crop(crop_to_sleep(labels)))
     return nights
 
 
@@ -105,13 +105,13 @@ def stage_edf_pairs(
     return recordings
 
 
-def load_nights_of(args: argparse.Namespace, channels: list[str], console: Console) -> list[Night]:
+def load_nights_of(args: argparse.Namespace, channels: list[str], console: Console) -> list[FeatureNight]:
     """The nights of ``--features`` or ``--edf`` through ``channels``."""
     if args.features:
         return load_feature_nights(args.features, channels)
     return load_edf_nights(args.edf, channels, console)
 
 
-def load_nights_from_args(args: argparse.Namespace, console: Console) -> tuple[list[Night], list[str]]:
+def load_nights_from_args(args: argparse.Namespace, console: Console) -> tuple[list[FeatureNight], list[str]]:
     channels = list(args.channels or ["Fpz-Cz"])
     return load_nights_of(args, channels, console), channels

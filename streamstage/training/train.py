@@ -29,7 +29,7 @@ from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
 from streamstage.training.anchor import fit_anchor
 from streamstage.training.augment import TransferAugmentation, augment_crop
-from streamstage.training.data import IGNORE_LABEL, Night
+from streamstage.training.data import IGNORE_LABEL, FeatureNight
 from streamstage.training.predict import score_nights
 
 
@@ -55,7 +55,7 @@ class TrainConfig:
         return record
 
 
-def class_weights(nights: Sequence[Night], n_classes: int, power: float) -> torch.Tensor:
+def class_weights(nights: Sequence[FeatureNight], n_classes: int, power: float) -> torch.Tensor:
     """Inverse-frequency weights to a power (0.5: square root), normalised to mean 1; lifts N1."""
     labels = np.concatenate([n.labels for n in nights])
     counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
@@ -82,7 +82,10 @@ def _normalised_rows(
 
 
 def _sample_batch(
-    nights: Sequence[Night], config: TrainConfig, normalizer: NormalizerConfig, rng: np.random.Generator
+    nights: Sequence[FeatureNight],
+    config: TrainConfig,
+    normalizer: NormalizerConfig,
+    rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = np.array([len(n.labels) for n in nights], dtype=np.float64)
     chosen = rng.choice(len(nights), size=config.batch_size, p=lengths / lengths.sum())
@@ -117,8 +120,8 @@ ProgressCallback = Callable[[int, int, dict[str, float]], None]
 
 
 def train_model(
-    train_nights: Sequence[Night],
-    val_nights: Sequence[Night],
+    train_nights: Sequence[FeatureNight],
+    val_nights: Sequence[FeatureNight],
     stager_config: StagerConfig,
     config: TrainConfig | None = None,
     normalizer: NormalizerConfig | None = None,
@@ -191,8 +194,8 @@ def train_model(
 
 
 def train_ensemble(
-    train_nights: Sequence[Night],
-    val_nights: Sequence[Night],
+    train_nights: Sequence[FeatureNight],
+    val_nights: Sequence[FeatureNight],
     stager_config: StagerConfig,
     config: TrainConfig,
     n_members: int,
