@@ -125,3 +125,15 @@ def test_the_widened_shipped_network_stages_the_recipe_features_as_before() -> N
     for epoch, extra in zip(features, extras, strict=True):
         expected = before.push(epoch)
         np.testing.assert_allclose(after.push(np.concatenate([epoch, extra], axis=-1)), expected, atol=1e-6)
+
+
+def test_the_shipped_raw_model_stages_a_night_with_gaps_as_the_default_does(night) -> None:
+    gappy = night.copy()
+    gappy[: int(10 * SFREQ)] = np.nan  # a start without signal, then a lost minute (flat, held epochs)
+    gappy[int(60 * SFREQ) : int(120 * SFREQ)] = np.nan
+    raw, _ = _run(load_model("raw"), gappy, 1024)
+    default, _ = _run(load_model("default"), gappy, 1024)
+    assert [e.quality for e in raw] == [e.quality for e in default]
+    assert "missing" in {e.quality for e in raw}
+    assert [e.stage for e in raw] == [e.stage for e in default]
+    np.testing.assert_allclose(_probs(raw), _probs(default), atol=1e-5)

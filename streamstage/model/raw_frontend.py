@@ -294,6 +294,10 @@ class RawFrontEnd(nn.Module):
         median = (ordered[..., (n_patches - 1) // 2] + ordered[..., n_patches // 2]) / 2
         psd = median * (self.bin_log_gain.exp() / median_bias(n_patches))
         powers = psd @ self.band_weights
-        logs = torch.log(powers + LOG_EPS) + path_mean[..., :N_BANDS]
-        relative = torch.softmax(logs, dim=-1)
+        correction = path_mean[..., :N_BANDS]
+        logs = torch.log(powers + LOG_EPS) + correction
+        corrected = powers * correction.exp()
+        total = corrected.sum(-1, keepdim=True)
+        # as epoch_features: no relative power of a flat epoch (nothing in any band)
+        relative = torch.where(total > LOG_EPS, corrected / total.clamp_min(LOG_EPS), torch.zeros_like(total))
         return torch.cat([logs, relative, path_mean[..., N_BANDS:]], dim=-1)
