@@ -116,7 +116,7 @@ def test_a_batch_stages_each_file_as_staging_it_alone_does(archive: Path, tmp_pa
 
 def _staged(out: Path, options: StagingOptions, inputs: list[Path], force: bool = False) -> list[FileResult]:
     console = Console(file=io.StringIO(), force_terminal=False)
-    return stage_archive(inputs, out, options, LocalPool(2), console, force=force)
+    return stage_archive(inputs, out, options, LocalPool(1), console, force=force)  # 2: see the CLI test
 
 
 def test_a_second_run_skips_finished_files_and_restages_changed_ones(archive: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from streamstage.cli import main
 from streamstage.errors import ConfigError, StreamstageError
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # a cluster of two worker processes, each importing PyTorch
 
 
 @pytest.fixture(scope="module")
