@@ -4,6 +4,7 @@ the same hypnograms as staging each file alone, and re-runs that skip finished f
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -76,6 +77,17 @@ def test_discovery_walks_folders_and_globs_keeping_only_recordings(archive: Path
     assert discover_recordings([archive / "s03.edf", str(archive / "*.edf")]) == [
         (archive / "s03.edf").resolve()
     ]
+
+
+def test_xdf_files_are_picked_up_only_where_pyxdf_can_read_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "night.XDF").write_bytes(b"XDF:")
+    (tmp_path / "night.edf").write_bytes(b"")
+    if importlib.util.find_spec("pyxdf") is not None:
+        assert [p.name for p in discover_recordings([tmp_path])] == ["night.XDF", "night.edf"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert [p.name for p in discover_recordings([tmp_path])] == ["night.edf"]
 
 
 @pytest.mark.parametrize("missing", ["nowhere", "nowhere/*.edf"])

@@ -29,12 +29,13 @@ class Runner(Protocol):
     def run(self, jobs: Sequence[FileJob]) -> Iterator[FileResult]: ...
 
 
-def lost_worker(job: FileJob, error: BaseException) -> FileResult:
+def worker_failure(job: FileJob, error: BaseException) -> FileResult:
+    """The row of a file whose worker, not the file, failed (killed, out of memory, no streamstage)."""
     return FileResult(
         str(job.recording),
         str(job.folder),
         "failed",
-        error=f"the worker staging it was lost ({type(error).__name__}: {error})",
+        error=f"its worker failed ({type(error).__name__}: {error}); the file itself may be fine",
     )
 
 
@@ -59,7 +60,7 @@ class LocalPool:
                 try:
                     yield future.result()
                 except Exception as error:  # BrokenProcessPool: a worker died
-                    yield lost_worker(futures[future], error)
+                    yield worker_failure(futures[future], error)
         finally:  # on Ctrl-C, files not yet started are dropped rather than staged first
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -97,4 +98,4 @@ class DaskCluster:
                 try:
                     yield future.result()
                 except Exception as error:  # KilledWorker, or a worker without streamstage
-                    yield lost_worker(by_future[future], error)
+                    yield worker_failure(by_future[future], error)
