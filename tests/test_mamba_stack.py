@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamstage.errors import ConfigError, ModelError, ResumeError
-from streamstage.model import MambaStack, StackState, StreamingModel, bidirectional_reference
+from streamstage.model import MambaStack, StackState
 
 TOL = 1e-5
 
@@ -151,25 +151,6 @@ def test_headbands_joining_and_leaving_a_batch_keep_their_own_history() -> None:
     torch.testing.assert_close(torch.cat([ya1, y_joint[1:], ya3], 1), alone_a, rtol=0, atol=TOL)
     torch.testing.assert_close(torch.cat([y_joint[:1], yb2], 1), alone_b, rtol=0, atol=TOL)
     assert joint.batch_size == 2
-
-
-def test_mamba_stack_is_a_streaming_model() -> None:
-    assert isinstance(_stack(), StreamingModel)
-
-
-def test_bidirectional_reference_sees_the_future_and_the_causal_stack_does_not() -> None:
-    forward_stack, backward_stack = _stack(seed=1), _stack(seed=2)
-    x = _inputs(1, 8, seed=8)
-    changed = x.clone()
-    changed[:, -1] += 1.0
-    with torch.no_grad():
-        causal = forward_stack(x), forward_stack(changed)
-        both = bidirectional_reference(forward_stack, backward_stack, x)
-        both_changed = bidirectional_reference(forward_stack, backward_stack, changed)
-    assert torch.equal(causal[0][:, :-1], causal[1][:, :-1])
-    assert not torch.equal(both[:, 0], both_changed[:, 0])
-    expected = forward_stack(x) + backward_stack(x.flip(1)).flip(1)
-    torch.testing.assert_close(both, expected)
 
 
 def test_low_precision_model_keeps_a_float32_state_and_residual() -> None:

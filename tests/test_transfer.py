@@ -11,7 +11,7 @@ import torch
 from streamstage.cli import main
 from streamstage.commands import train as train_command
 from streamstage.epoch_stager import EpochStager
-from streamstage.errors import ModelError
+from streamstage.errors import ResumeError
 from streamstage.features import N_BANDS, CausalNormalizer, epoch_features
 from streamstage.model.checkpoint import StagingModel, load_model, save_model
 from streamstage.model.ensemble import EnsembleNet
@@ -160,7 +160,7 @@ def test_an_ensemble_checkpoint_round_trips_and_resumes_mid_night(tmp_path):
 def test_a_single_network_state_does_not_resume_an_ensemble():
     ensemble = EpochStager(_ensemble(2))
     single = EpochStager(StagingModel(net=StagingNet(StagerConfig(d_model=16, n_layers=2)).eval()))
-    with pytest.raises(ModelError, match="ensemble"):
+    with pytest.raises(ResumeError, match="ensemble"):
         ensemble.load_state_dict(single.state_dict())
 
 

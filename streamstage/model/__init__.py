@@ -1,22 +1,22 @@
 """The sequence model: Mamba layers in pure PyTorch that run over a whole night or one epoch at a time.
 
-``Mamba`` is state-dict compatible with mamba-ssm's block; ``MambaStack`` is the residual stack the stager
-drives through the ``StreamingModel`` interface, carrying a ``StackState`` between epochs.
+``Mamba`` is state-dict compatible with mamba-ssm's block; ``MambaStack`` is the residual stack the stagers
+are built on. Every streaming part (the stack, the stagers, the raw front end) is a ``StreamingModule``:
+``init_state`` / ``step`` over any chunk / ``forward`` / ``load_state``.
 """
 
 from __future__ import annotations
 
 from streamstage.model.mamba import Mamba, MambaCache
 from streamstage.model.scan import selective_scan, selective_scan_ref
-from streamstage.model.stack import MambaStack, StackState, StreamingModel, bidirectional_reference
+from streamstage.model.stack import MambaStack, StackState, StreamingModule
 
 __all__ = [
     "Mamba",
     "MambaCache",
     "MambaStack",
     "StackState",
-    "StreamingModel",
-    "bidirectional_reference",
+    "StreamingModule",
     "selective_scan",
     "selective_scan_ref",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from streamstage.errors import ModelError
+from streamstage.errors import ModelError, ResumeError
 from streamstage.model.stack import StackState
 from streamstage.model.stager import StagerConfig, StagingNet
 
@@ -75,7 +75,7 @@ class EnsembleNet(nn.Module):
         """The checked loader: a saved ensemble state, each member's part checked against that member."""
         loaded = StackState.from_dict(state)
         if len(loaded.layers) != self.layers_per_member * len(self.members):
-            raise ModelError(
+            raise ResumeError(
                 f"the saved model state has {len(loaded.layers)} layers, this ensemble "
                 f"{self.layers_per_member * len(self.members)}; resume with the model of that night."
             )

@@ -77,25 +77,26 @@ class StackState:
 
 
 @runtime_checkable
-class StreamingModel(Protocol):
-    """What the stager needs from a sequence model: a batch of streams advanced one chunk at a time."""
+class StreamingModule(Protocol):
+    """What every streaming part of a model offers: the residual stack, the feature stagers (one network or
+    an ensemble) and the raw-signal front end. A stream is advanced one chunk at a time from ``init_state``;
+    ``forward`` over a whole sequence equals ``step`` over any chunking of it, and a saved state comes back
+    through ``load_state``, which checks it against the module (a ResumeError when it does not fit)."""
 
-    d_model: int
-
-    def init_state(self, batch: int) -> StackState:
+    def init_state(self, batch: int = 1) -> Any:
         """The state before any input, for ``batch`` streams."""
         ...
 
-    def step(self, inputs: Tensor, state: StackState) -> tuple[Tensor, StackState]:
-        """Inputs (batch, L, d) or (batch, d) after ``state``; same-shaped outputs and the next state."""
+    def step(self, inputs: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """The outputs for ``inputs`` (a chunk of each stream) after ``state``, and the next state."""
         ...
 
-    def forward(self, sequence: Tensor) -> Tensor:
-        """(batch, L, d) from the initial state; equals ``step`` over any chunking of the sequence."""
+    def forward(self, inputs: Tensor) -> Tensor:
+        """The outputs for whole sequences, from the initial state."""
         ...
 
-    def load_state(self, state: Mapping[str, Any]) -> StackState:
-        """A saved ``state.to_dict()`` checked against this model (ResumeError when it does not fit)."""
+    def load_state(self, state: Mapping[str, Any]) -> Any:
+        """A saved ``state.to_dict()``, checked against this module."""
         ...
 
 
@@ -123,7 +124,7 @@ class Block(nn.Module):
 
 
 class MambaStack(nn.Module):
-    """``n_layers`` Mamba blocks with pre-norm residuals and a final norm; implements StreamingModel."""
+    """``n_layers`` Mamba blocks with pre-norm residuals and a final norm; a :class:`StreamingModule`."""
 
     def __init__(
         self,
@@ -210,10 +211,3 @@ def _widened(x: Tensor) -> Tensor:
     """The residual stream in float32 at least (mamba-ssm's ``residual_in_fp32``)."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
-
-def bidirectional_reference(
-    forward_stack: MambaStack, backward_stack: MambaStack, sequence: Tensor
-) -> Tensor:
-    """Offline-only reference: a causal pass plus a time-reversed pass, summed. It needs the whole night,
-    so it can never run live; use it to measure how much the live model loses by not seeing the future."""
-    return forward_stack(sequence) + backward_stack(sequence.flip(1)).flip(1)
