@@ -228,7 +228,7 @@ class RawFrontEnd(nn.Module):
     @torch.no_grad()
     def peek(self, state: FrontEndState) -> Tensor | None:
         """Features of the epoch in progress from its patches so far ``(streams, n_outputs)``, or None
-        before its first patch is complete; the state is not moved."""
+        before one lies wholly inside it (its first 4 s); the state is not moved."""
         received = state.phase // HOP
         if received < 2:  # no patch wholly inside the epoch yet
             return None
