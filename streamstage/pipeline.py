@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,18 @@ PROVISIONAL_EVERY_S = 5.0
 """Default spacing of a raw model's provisional stages within the epoch in progress."""
 
 
+class EpochModel(Protocol):
+    """What the pipeline asks of the model, once per epoch: what :class:`EpochStager` does for one stream."""
+
+    def push(self, features: np.ndarray, update_normalizer: bool = True) -> np.ndarray:
+        """One epoch's features ``(n_channels, n_features)`` -> stage probabilities ``(5,)``."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 class StagingPipeline:
     """Signal path + features (or the raw front end) + model for one stream of derived channels (in µV).
 
@@ -44,6 +56,7 @@ class StagingPipeline:
         signal_config: SignalConfig | None = None,
         source_clipped: Callable[[int], bool] | None = None,
         provisional_every_s: float | None = PROVISIONAL_EVERY_S,
+        stager: EpochModel | None = None,
     ) -> None:
         self.model = model
         self.signal = SignalPath(
@@ -52,7 +65,8 @@ class StagingPipeline:
         self.source_clipped = source_clipped
         """Whether epoch ``i`` had a clipped source channel (the intake's verdict, known before the epoch
         is staged, so a clipped epoch never moves the normaliser)."""
-        self.stager = EpochStager(model)
+        self.stager: EpochModel = stager or EpochStager(model)
+        """The model step: this stream's own, or its seat in a batch of streams stepped together (a lab)."""
         self.n_epochs = 0
         channels = len(model.channels)
         self.raw = None if model.front_end is None else RawFeatureStream(model.front_end, channels)

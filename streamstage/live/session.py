@@ -34,7 +34,7 @@ from streamstage.live.timeline import NightTimeline
 from streamstage.lsl.meta import StreamLayout
 from streamstage.model.checkpoint import StagingModel
 from streamstage.output import NightWriter, WrittenEpoch, damaged_state
-from streamstage.pipeline import StagingPipeline
+from streamstage.pipeline import EpochModel, StagingPipeline
 from streamstage.records import StagedEpoch
 from streamstage.signal.channels import Montage
 from streamstage.signal.intake import IntakeBlock, IntakeOutput, StreamFormat, StreamIntake
@@ -68,6 +68,9 @@ class SessionOptions:
     """Resume (or reconnect) on a stream that is not the one the night started with."""
     now: Callable[[], float] | None = None
     """The computer's clock in seconds (default ``time.time``); tests inject one to skip an outage."""
+    stager: Callable[[], EpochModel] | None = None
+    """Where the model steps (default: a stager of this night's own); a lab gives each bed its seat in one
+    batch of beds stepped together."""
 
 
 class TruthBook:
@@ -328,6 +331,7 @@ class NightSession:
             self.intake.grid_hz,
             start_time_s=start_s,
             source_clipped=lambda i: self.intake.clipped(i),
+            stager=None if self.options.stager is None else self.options.stager(),
         )
 
     def _start_sinks(self) -> None:
