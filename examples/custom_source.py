@@ -2,7 +2,9 @@
 
 streamstage reads any LSL stream of type EEG. This sketch stands in for a device driver with the synthetic
 generator; replace ``read_device`` with your own acquisition. Keep the labels and units (the XDF
-convention below) so `streamstage run --name MyHeadband --channel Fp1` finds the channel and its scale.
+convention below) so `streamstage run --name MyHeadband --channel Fp1` finds the channel and its scale; if
+your amplifier has a fixed input range, add ``physical_min``/``physical_max`` (in the channel's unit) to each
+channel too, and epochs where a channel sits at its rail are flagged as clipped.
 
     python examples/custom_source.py &
     streamstage run --name MyHeadband --channel Fp1
