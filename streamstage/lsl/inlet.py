@@ -15,10 +15,10 @@ check (never the channel check). A second stream matching the night's is reporte
 
 Samples are pulled by a reader thread of the inlet's own (liblsl's waits and copies release the GIL, so
 they overlap with staging the previous chunk) into one preallocated buffer, and handed out in order as
-float64 in the stream's own units through a queue of about 30 s (a consumer further behind leaves the rest
-in liblsl's bounded buffer, as without the thread). Time stamps are mapped onto this machine's LSL clock
-(``proc_clocksync``), so gaps and restarts show in them and :mod:`streamstage.signal.timing` can put the
-samples on a regular grid.
+float64 in the stream's own units through a queue of about 30 s, at least 2 chunks (a consumer further
+behind leaves the rest in liblsl's bounded buffer, as without the thread). Time stamps are mapped onto
+this machine's LSL clock (``proc_clocksync``), so gaps and restarts show in them and
+:mod:`streamstage.signal.timing` can put the samples on a regular grid.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ _NUMPY_DTYPES = {
 }
 _WAIT_STEP_S = 0.01
 """How often the reader looks at an empty inlet again (what arrived meanwhile makes one chunk)."""
-_CATCH_UP_S = 30.0
+_CATCH_UP_S = 300.0
 """The default bound of a chunk, in seconds of the stream (see :class:`LslInlet`)."""
 _QUEUED_S = 30.0
-"""About how much of the stream (at least 4 chunks) the reader may pull ahead of the consumer; beyond, the
+"""About how much of the stream (at least 2 chunks) the reader may pull ahead of the consumer; beyond, the
 backlog waits in liblsl's buffer. A few chunks would do for the data, but then a consumer catching up
 waits on a wake-up of the reader at nearly every chunk, which a busy machine makes slow."""
 _RESOLVE_EVERY_S = 0.25
@@ -137,9 +137,11 @@ class LslInlet:
     """One EEG stream, pulled chunk by chunk with :meth:`poll`; reconnects by itself.
 
     Open it with :meth:`open` (which resolves the stream) or from a resolved ``pylsl.StreamInfo``.
-    ``chunk_samples`` bounds a chunk (default: 30 s of samples, which only a backlog fills: a stream that
+    ``chunk_samples`` bounds a chunk (default: 5 min of samples, which only a backlog fills: a stream that
     keeps up comes in what arrived since the last look, ~10 ms; a consumer catching up pays the per-chunk
-    costs of the signal path 30 times less often than with 1-s chunks); ``buffer_s`` is how much liblsl
+    costs of the signal path and the night's (its state saved after every chunk that staged an epoch) once
+    per 10 epochs rather than once per epoch: a night replayed at maximum speed stages 2-3x faster with
+    its folder in memory than with 30-s chunks); ``buffer_s`` is how much liblsl
     keeps while the caller is busy.
     """
 
@@ -377,7 +379,7 @@ class LslInlet:
         """Read ``inlet`` from now on; what the previous one still held is dropped with it."""
         rows = self.chunk_samples or max(256, math.ceil(_CATCH_UP_S * layout.sfreq_hz))
         self._stop_reading()
-        queued = max(4, math.ceil(_QUEUED_S * layout.sfreq_hz / rows))
+        queued = max(2, math.ceil(_QUEUED_S * layout.sfreq_hz / rows))
         dtype = _NUMPY_DTYPES[layout.channel_format]
         self._reader = _Reader(inlet, rows, layout.n_channels, dtype, queued)
         self._inlet = inlet
