@@ -71,6 +71,17 @@ def test_finetuning_lowers_the_loss_and_the_checkpoint_stages(folder, small_raw,
     assert len(staged) == len(HYPNOGRAMS[0])
 
 
+def test_the_epoch_network_alone_learns_from_the_recipe_features_only(folder, small_raw) -> None:
+    nights = labelled_nights(folder, ["Fpz-Cz"])
+    config = FinetuneConfig(steps=5, batch_size=2, crop_epochs=6, train_front_end=False)
+    tuned, _ = finetune(small_raw, nights, config)
+    for name, tensor in small_raw.front_end.state_dict().items():
+        assert torch.equal(tuned.front_end.state_dict()[name], tensor)
+    extras = tuned.net.embed[0].weight.reshape(16, 1, -1)[..., 10:]
+    assert torch.count_nonzero(extras) == 0  # withheld: the extras never reach the stages
+    assert not torch.equal(tuned.net.head.weight, small_raw.net.head.weight)
+
+
 def test_train_raw_on_an_edf_folder_writes_a_raw_checkpoint(folder, small_raw, tmp_path) -> None:
     start = tmp_path / "start.pt"
     save_model(small_raw, start)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from streamstage.errors import ModelError
-from streamstage.features import CausalNormalizer, NormalizerConfig
+from streamstage.features import N_FEATURES, CausalNormalizer, NormalizerConfig
 from streamstage.model.checkpoint import StagingModel
 from streamstage.training.data import IGNORE_LABEL
 from streamstage.training.distill import feature_loss, feature_scale
@@ -39,6 +39,9 @@ class FinetuneConfig:
     weight_decay: float = 1e-2
     anchor_weight: float = 1.0
     class_weight_power: float = 0.5
+    train_front_end: bool = True
+    """False: the front end frozen and its extra features withheld, so only the epoch network learns, from
+    the recipe features alone: the feature-model baseline of the same fine-tuning."""
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +99,8 @@ def finetune(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     front_end, net = copy.deepcopy(model.front_end), copy.deepcopy(model.net)
-    parameters = [*front_end.parameters(), *net.parameters()]
+    front_end.requires_grad_(config.train_front_end)
+    parameters = [p for p in (*front_end.parameters(), *net.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     weights = class_weights(nights, len(net.config.stages), config.class_weight_power)  # type: ignore[arg-type]
     stage_loss = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE_LABEL)
@@ -111,6 +115,10 @@ def finetune(
         batch, n_channels = samples.shape[:2]
         features = front_end(samples.reshape(batch * n_channels, -1))
         features = features.reshape(batch, n_channels, config.crop_epochs, -1).transpose(1, 2)
+        if not config.train_front_end:
+            features = torch.cat(
+                [features[..., :N_FEATURES], torch.zeros_like(features[..., N_FEATURES:])], -1
+            )
         logits = net(normalised(features, good, model.normalizer))
         staging = stage_loss(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         anchor = feature_loss(features, targets, scale)
