@@ -14,6 +14,7 @@ the same way: nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
+import cProfile
 import subprocess
 import sys
 import tempfile
@@ -88,8 +89,9 @@ class _Arrivals(NightSink):
     """The bench's own sink: when the night started, what reached the signal path, the epochs; it sets
     ``stop`` once all ``n_samples`` are in."""
 
-    def __init__(self, n_samples: int) -> None:
+    def __init__(self, n_samples: int, profiler: cProfile.Profile | None) -> None:
         self.n_samples = n_samples
+        self.profiler = profiler
         self.stop = threading.Event()
         self.started = 0.0
         self.received = 0
@@ -98,6 +100,8 @@ class _Arrivals(NightSink):
 
     def start(self, night: NightStart, journal: Journal) -> None:
         self.started = time.perf_counter()
+        if self.profiler is not None:
+            self.profiler.enable()
 
     def on_block(self, block: SignalBlock) -> None:
         missing = int(np.isnan(block.samples_uv[:, 0]).sum())
@@ -117,19 +121,21 @@ def bench_lsl_replay(
     stream_name: str,
     chunk_s: float | None = None,
     night_dir: Path | None = None,
+    profiler: cProfile.Profile | None = None,
 ) -> dict[str, Any]:
     """Replay ``path`` as LSL stream ``stream_name`` at maximum speed and stage it as a live night.
 
     ``chunk_s`` is how much the replay pushes at once (None: its live default, 1 s); the inlet pulls as
     ``streamstage run`` does (what has arrived, up to its catch-up bound). The night folder is a temporary
     one in ``night_dir`` (default: the system's temporary folder). ``seconds`` run from the night's first
-    sample to the night closed (everything written), the stream's resolution before it not counted.
+    sample to the night closed (everything written), the stream's resolution before it not counted;
+    ``profiler`` (this thread's) runs over the same span.
     """
     source = EdfSource(path, [channel])
     buffer_s = source.duration_s + 60.0
     n_samples = round(source.duration_s * source.sfreq_hz)
     replay = _ReplayProcess(path, channel, stream_name, chunk_s, buffer_s)
-    arrivals = _Arrivals(n_samples)
+    arrivals = _Arrivals(n_samples, profiler)
     query = StreamQuery(
         name=stream_name, resolve_timeout_s=60.0, lost_after_s=LOST_AFTER_S, buffer_s=buffer_s
     )
@@ -139,6 +145,8 @@ def bench_lsl_replay(
             night = run_night(query, model, plan, [arrivals], say=lambda _: None, stop=arrivals.stop)
             seconds = time.perf_counter() - arrivals.started
         finally:
+            if profiler is not None:
+                profiler.disable()
             replay.close()
     return {
         "hours": source.duration_s / 3600,

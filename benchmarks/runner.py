@@ -7,6 +7,7 @@ replay, YASA) share one, written once to a temporary EDF.
 
 from __future__ import annotations
 
+import cProfile
 import os
 import tempfile
 import uuid
@@ -23,7 +24,7 @@ from benchmarks.lsl_throughput import bench_lsl_replay
 from benchmarks.mamba_step import bench_mamba_steps
 from benchmarks.measure import EPOCHS_PER_HOUR, machine_info
 from benchmarks.startup import bench_startup
-from benchmarks.throughput import bench_file_pipeline, profiled
+from benchmarks.throughput import bench_file_pipeline, profile_summary, profiled
 from benchmarks.transformer_cost import bench_transformer
 from benchmarks.yasa_peer import bench_yasa
 from streamstage.errors import ConfigError
@@ -144,10 +145,9 @@ def _night_sections(
             results["lsl_live_chunks"] = bench_lsl_replay(model, night, CHANNEL, _stream_name())
             if RAM_FOLDER.is_dir():
                 results["lsl_ram"] = bench_lsl_replay(model, night, CHANNEL, _stream_name(), pull, RAM_FOLDER)
-            profile = profiled(
-                lambda: bench_lsl_replay(model, short, CHANNEL, _stream_name(), pull), sizes.profile_h
-            )
-            results["lsl"]["profile"] = profile
+            profiler = cProfile.Profile()  # over the night itself, not the stream's resolution before it
+            bench_lsl_replay(model, short, CHANNEL, _stream_name(), pull, profiler=profiler)
+            results["lsl"]["profile"] = profile_summary(profiler, sizes.profile_h)
     if "yasa" in wanted:
         progress("yasa")
         results["yasa"] = bench_yasa(night_uv, sizes.night_sfreq_hz, CHANNEL)

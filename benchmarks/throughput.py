@@ -50,6 +50,11 @@ def profiled(run: Callable[[], object], hours: float, top: int = 12) -> dict[str
         run()
     finally:
         profiler.disable()
+    return profile_summary(profiler, hours, top)
+
+
+def profile_summary(profiler: cProfile.Profile, hours: float, top: int = 12) -> dict[str, Any]:
+    """The ``top`` functions of a finished profile by own time, with their cumulative time."""
     stats = pstats.Stats(profiler)
     total_s = stats.total_tt  # type: ignore[attr-defined]
     ranked = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)  # type: ignore[attr-defined]
