@@ -196,7 +196,7 @@ class RawFrontEnd(nn.Module):
     def step(self, samples: Tensor, state: FrontEndState) -> tuple[Tensor, FrontEndState]:
         """Continue after ``state`` with ``(streams, n)`` new samples, any n >= 0: features of the epochs
         they complete ``(streams, k, n_outputs)`` and the next state (``state`` itself is not modified).
-        Any chunking gives :meth:`forward`'s features to float rounding."""
+        Any chunking gives the same features, bit for bit, and :meth:`forward`'s to float rounding."""
         self._check(samples)
         n_new = samples.shape[-1]
         seq = torch.cat([state.history, samples.to(state.history.dtype)], dim=-1)
@@ -206,7 +206,7 @@ class RawFrontEnd(nn.Module):
         if n_new < first_end:  # no patch completes (most live chunks): only the history moves
             empty = seq.new_zeros(len(seq), 0, self.n_outputs)
             return empty, FrontEndState(history, state.tokens, state.path_sum, state.mamba, phase)
-        spectra = self._spectra(seq[:, first_end - 1 :])
+        spectra = self._patch_spectra(seq[:, first_end - 1 :])
         tokens, path_sum, mamba, outputs = state.tokens.clone(), state.path_sum.clone(), state.mamba, []
         group = self.config.mamba_group_tokens
         end = state.phase + first_end  # epoch position of each new patch's end, in turn
@@ -265,6 +265,17 @@ class RawFrontEnd(nn.Module):
         if seq.shape[-1] < PATCH:
             return seq.new_zeros(len(seq), self.n_bins, 0)
         parts = F.conv1d(seq.to(weight.dtype).unsqueeze(1), weight, stride=HOP).square()
+        return parts[:, : self.n_bins] + parts[:, self.n_bins :]
+
+    def _patch_spectra(self, seq: Tensor) -> Tensor:
+        """:meth:`_spectra`, one patch at a time: each patch's arithmetic is then the same whatever chunk
+        brought it, so stepping is bitwise chunk-invariant (a convolution over several patches, or a
+        product with a strided window, rounds differently from one over a single contiguous patch)."""
+        weight = self.spectral_conv.weight[:, 0].T  # (PATCH, 2 n_bins)
+        windows = seq.to(weight.dtype).unfold(-1, PATCH, HOP)  # (streams, n_patches, PATCH)
+        parts = torch.stack(
+            [windows[:, p].contiguous() @ weight for p in range(windows.shape[1])], -1
+        ).square()
         return parts[:, : self.n_bins] + parts[:, self.n_bins :]
 
     def _group_path(
