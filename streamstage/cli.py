@@ -28,6 +28,7 @@ from streamstage.errors import StreamstageError
 COMMANDS: dict[str, str] = {
     "demo": "replay the bundled sample through LSL (this machine only) into the live stager",
     "run": "stage a live LSL EEG stream in real time",
+    "lab": "stage many beds' LSL streams in one process, a night folder per bed",
     "streams": "list the LSL streams visible from here",
     "replay": "publish an EDF recording as a live LSL stream",
     "stage": "stage a recorded EDF file offline (same pipeline as live)",

@@ -130,6 +130,12 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8."
         ) from error
+    check_tables(config, str(path))
+    return config
+
+
+def check_tables(config: Mapping[str, Any], path: str) -> None:
+    """Refuse unknown tables or keys in ``config`` (read from ``path``, named in the message)."""
     for table, value in config.items():
         if table not in SCHEMA:
             raise ConfigError(f"{path}: unknown table [{table}]; known: {', '.join(SCHEMA)}.")
@@ -144,18 +150,23 @@ def load_config(path: Path) -> dict[str, Any]:
                 raise ConfigError(
                     f"{path}: unknown key {table}.{unknown[0]}; known keys: {', '.join(SCHEMA[table])}."
                 )
-    return config
 
 
-def resolve_settings(flags: Mapping[str, Any]) -> Settings:
+def resolve_settings(
+    flags: Mapping[str, Any], config: Mapping[str, Any] | None = None, base_dir: Path | None = None
+) -> Settings:
     """Merge the file ``flags["config"]`` (if any) with the flags: a flag that was given wins over the file.
 
-    ``flags`` maps the ``run`` flags' dests to values, None where not given (``vars(args)``)."""
+    ``flags`` maps the ``run`` flags' dests to values, None where not given (``vars(args)``). ``config``
+    is tables already read and checked (one bed of a lab file), instead of the file; ``base_dir`` is where
+    their relative hook commands are (default: the file's folder, else the current one)."""
     path: Path | None = flags.get("config")
-    config = load_config(path) if path is not None else {}
+    if config is None:
+        config = load_config(path) if path is not None else {}
     stream = dict(config.get("stream", {}))
     stream.update({key: str(flags[key]) for key in STREAM_KEYS if flags.get(key) is not None})
-    base_dir = path.resolve().parent if path is not None else Path.cwd()
+    if base_dir is None:
+        base_dir = path.resolve().parent if path is not None else Path.cwd()
     file_hooks = tuple(
         _hook_from_table(row, base_dir, f"hooks[{i}]") for i, row in enumerate(config.get("hooks", []))
     )

@@ -36,6 +36,7 @@ from streamstage.lsl.inlet import LslInlet
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.choice import model_choice
 from streamstage.output import NightWriter, WrittenEpoch, default_night_folder
+from streamstage.pipeline import EpochModel
 from streamstage.report import Report, write_report
 from streamstage.sinks import NightSink, night_sinks
 from streamstage.sinks.display import EpochLinePrinter
@@ -103,6 +104,16 @@ class NightResult:
     report: Report | None = None
 
 
+@dataclass
+class LiveNight:
+    """One night assembled from its stream and ready to run (its inlet, writer and outlets are closed by the
+    ``ExitStack`` it was built in): what :func:`run_night` runs, and what each bed of a lab runs."""
+
+    folder: Path
+    session: NightSession
+    loop: LiveLoop
+
+
 def run_night(
     stream: StreamQuery,
     model: StagingModel,
@@ -115,63 +126,83 @@ def run_night(
 
     ``sinks`` are added to the night's own (after the outlets and the raw recording); ``say`` gets the lines
     a user should read (which stream, which channel, where the night goes)."""
-    if plan.rebuild_state and not plan.resume:
-        raise ResumeError("rebuild_state continues a night: resume it (--resume DIR).")
-    folder = _night_folder(plan)
-    writer = NightWriter(folder, resume=plan.resume)
     with ExitStack() as cleanup:
-        cleanup.callback(writer.close)
-        saved = _saved_night(writer, plan)
-        say(f"looking for the stream ({stream.describe()}) ...")
-        inlet = LslInlet.open(
-            name=stream.name,
-            type=stream.type,
-            source_id=stream.source_id,
-            timeout_s=stream.resolve_timeout_s,
-            lost_after_s=stream.lost_after_s,
-            accept_new_source=plan.accept_new_source,
-            buffer_s=stream.buffer_s,
-        )
-        cleanup.callback(inlet.close)
-        layout = inlet.layout
         display = _display(plan.display)
         dashboard = DashboardState() if display == "dashboard" else None
-        extra: list[NightSink] = []
-        if plan.outlets:
-            from streamstage.lsl.outlets import StageOutlets
-
-            outlets = cleanup.enter_context(StageOutlets(layout.source_id or layout.name))
-            extra.append(OutletSink(outlets))
-        if plan.keep_raw:
-            extra.append(RawSink(folder))
-        if display == "lines":
-            extra.append(EpochLinePrinter())
-        options = SessionOptions(plan.channels, plan.reference, plan.settings, plan.accept_new_source)
-        all_sinks = night_sinks(writer, plan.settings, dashboard, [*extra, *sinks])
-        session = NightSession(model, layout, writer, options, all_sinks)
-        inlet.refusal = session.refusal
-        _continue(session, saved)
-        say(model_choice(plan.model_asked, model, layout.labels))
-        channels, rate = ", ".join(session.montage.labels), f"{layout.sfreq_hz:g} Hz"
-        say(f"staging {channels} of '{layout.name}' ({rate}) with {model.source}; night folder {folder}")
-        if plan.keep_raw:
-            per_hour = disk_mb_per_hour(session.montage, layout.labels, session.intake.grid_hz)
-            say(f"keeping the raw signal in {folder}: {per_hour:.1f} MB per hour (off: --no-raw)")
-        truth = TruthReader.open(plan.truth_stream, stream.resolve_timeout_s) if plan.truth_stream else None
-        replay_clock = plan.settings.start_clock is not None
-        ending = LoopOptions(plan.exit_after_lost_s, plan.max_epochs, replay_clock)
-        loop = LiveLoop(inlet, session, ending, truth)
+        printer = [EpochLinePrinter()] if display == "lines" else []
+        night = assemble_night(stream, model, plan, cleanup, [*printer, *sinks], say, dashboard=dashboard)
+        loop, session = night.loop, night.session
         if stop is not None:
             loop.stop = stop
         try:
-            with _ctrl_c_ends(loop):
+            with ctrl_c_sets(loop.stop):
                 _run_loop(loop, session, dashboard)
         except KeyboardInterrupt:  # a second Ctrl-C: the loop's own close already ran
             loop.stop.set()
             say("interrupted: everything staged so far is on disk.")
         staged = session.staged_count
-    report = _morning_report(folder, say) if plan.report and (folder / "hypnogram.csv").is_file() else None
+    folder = night.folder
+    report = morning_report(folder, say) if plan.report and (folder / "hypnogram.csv").is_file() else None
     return NightResult(folder, staged, loop.stop.is_set(), report)
+
+
+def assemble_night(
+    stream: StreamQuery,
+    model: StagingModel,
+    plan: NightPlan,
+    cleanup: ExitStack,
+    sinks: Sequence[NightSink] = (),
+    say: Callable[[str], None] = log.info,
+    *,
+    dashboard: DashboardState | None = None,
+    stager: Callable[[], EpochModel] | None = None,
+) -> LiveNight:
+    """Open the night folder (a resumed one read back first), find the stream, and build the session with
+    its sinks (outlets, raw recording, ``sinks``, ``dashboard``) and its loop; ``stager`` is where the model
+    steps (default: a stager of the night's own; a lab's bed: its seat in the lab's batch)."""
+    if plan.rebuild_state and not plan.resume:
+        raise ResumeError("rebuild_state continues a night: resume it (--resume DIR).")
+    folder = _night_folder(plan)
+    writer = NightWriter(folder, resume=plan.resume)
+    cleanup.callback(writer.close)
+    saved = _saved_night(writer, plan)
+    say(f"looking for the stream ({stream.describe()}) ...")
+    inlet = LslInlet.open(
+        name=stream.name,
+        type=stream.type,
+        source_id=stream.source_id,
+        timeout_s=stream.resolve_timeout_s,
+        lost_after_s=stream.lost_after_s,
+        accept_new_source=plan.accept_new_source,
+        buffer_s=stream.buffer_s,
+    )
+    cleanup.callback(inlet.close)
+    layout = inlet.layout
+    extra: list[NightSink] = []
+    if plan.outlets:
+        from streamstage.lsl.outlets import StageOutlets
+
+        outlets = cleanup.enter_context(StageOutlets(layout.source_id or layout.name))
+        extra.append(OutletSink(outlets))
+    if plan.keep_raw:
+        extra.append(RawSink(folder))
+    options = SessionOptions(
+        plan.channels, plan.reference, plan.settings, plan.accept_new_source, stager=stager
+    )
+    all_sinks = night_sinks(writer, plan.settings, dashboard, [*extra, *sinks])
+    session = NightSession(model, layout, writer, options, all_sinks)
+    inlet.refusal = session.refusal
+    _continue(session, saved)
+    say(model_choice(plan.model_asked, model, layout.labels))
+    channels, rate = ", ".join(session.montage.labels), f"{layout.sfreq_hz:g} Hz"
+    say(f"staging {channels} of '{layout.name}' ({rate}) with {model.source}; night folder {folder}")
+    if plan.keep_raw:
+        per_hour = disk_mb_per_hour(session.montage, layout.labels, session.intake.grid_hz)
+        say(f"keeping the raw signal in {folder}: {per_hour:.1f} MB per hour (off: --no-raw)")
+    truth = TruthReader.open(plan.truth_stream, stream.resolve_timeout_s) if plan.truth_stream else None
+    replay_clock = plan.settings.start_clock is not None
+    ending = LoopOptions(plan.exit_after_lost_s, plan.max_epochs, replay_clock)
+    return LiveNight(folder, session, LiveLoop(inlet, session, ending, truth))
 
 
 def _display(wanted: Display) -> Display:
@@ -213,12 +244,12 @@ def _continue(session: NightSession, saved: tuple[dict | None, WrittenEpoch | No
 
 
 @contextmanager
-def _ctrl_c_ends(loop: LiveLoop) -> Iterator[None]:
-    """Ctrl-C asks the loop to end the night between two chunks, rather than raising wherever the
+def ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets ``stop`` (the loop ends the night between two chunks) rather than raising wherever the
     interpreter happens to be (inside a library call, a destructor, a write); a second Ctrl-C interrupts."""
 
     def request_stop(signum: int, frame: object) -> None:
-        loop.stop.set()
+        stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     if threading.current_thread() is not threading.main_thread():
@@ -245,7 +276,7 @@ def _run_loop(loop: LiveLoop, session: NightSession, dashboard: DashboardState |
         loop.run()
 
 
-def _morning_report(folder: Path, say: Callable[[str], None]) -> Report:
+def morning_report(folder: Path, say: Callable[[str], None]) -> Report:
     """The report, with the night re-scored from its raw recording where there is one; a re-score that
     fails is said in one line and the live report is written all the same."""
     if not raw_parts(folder):

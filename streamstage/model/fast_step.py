@@ -194,6 +194,14 @@ class FastStepper:
         ``streams`` are distinct indices into the batch. A leading range ``0..k-1`` steps in place, without
         copying state: evaluate nights longest first (as :meth:`stage_nights` does).
         """
+        return self._outputs(self._advance_streams(inputs, streams))
+
+    def probabilities_streams(self, inputs: np.ndarray, streams: Sequence[int] | np.ndarray) -> np.ndarray:
+        """:meth:`step_streams` as stage probabilities (what :meth:`probabilities` gives those streams):
+        the beds of a lab that are due together."""
+        return self._mean_probabilities(self._advance_streams(inputs, streams)).copy()
+
+    def _advance_streams(self, inputs: np.ndarray, streams: Sequence[int] | np.ndarray) -> _Scratch:
         index = np.asarray(streams, dtype=np.intp).reshape(-1)
         x = self._checked(inputs, len(index))
         if len(np.unique(index)) != len(index) or not np.all((index >= 0) & (index < self.batch_size)):
@@ -202,12 +210,12 @@ class FastStepper:
             )
         k = len(index)
         if np.array_equal(index, np.arange(k)):
-            return self._outputs(self._advance(x, self._layer_states(slice(0, k))))
+            return self._advance(x, self._layer_states(slice(0, k)))
         history, ssm = self._history[:, :, :, index], self._ssm[:, :, index]  # copies, written back
         states = [_LayerState(h, s) for h, s in zip(history, ssm, strict=True)]
-        logits = self._outputs(self._advance(x, states))
+        scratch = self._advance(x, states)
         self._history[:, :, :, index], self._ssm[:, :, index] = history, ssm
-        return logits
+        return scratch
 
     def run(self, sequence: np.ndarray) -> np.ndarray:
         """Many epochs: ``(batch_size, n_epochs, n_channels, n_features)`` -> ``(batch_size, n_epochs,
@@ -244,26 +252,26 @@ class FastStepper:
             result[i] = outputs[j]
         return result
 
-    def to_stack_state(self) -> StackState:
-        """The state as the reference step carries it (copies: stepping on leaves it as it is)."""
-        history = self._history[:, 2 : self.d_conv + 1]  # (layer, tap, member, batch, di)
+    def to_stack_state(self, streams: slice = slice(None)) -> StackState:
+        """The state as the reference step carries it (copies: stepping on leaves it as it is); ``streams``
+        picks some streams of the batch (one bed of a lab: ``slice(i, i + 1)``)."""
+        history = self._history[:, 2 : self.d_conv + 1, :, streams]  # (layer, tap, member, batch, di)
         return StackState(
             tuple(
                 MambaCache(
                     torch.from_numpy(history[layer, :, member].transpose(1, 2, 0).copy()),
-                    torch.from_numpy(self._ssm[layer, member].transpose(0, 2, 1).copy()),
+                    torch.from_numpy(self._ssm[layer, member, streams].transpose(0, 2, 1).copy()),
                 )
                 for member in range(self.n_members)
                 for layer in range(self.n_layers)
             )
         )
 
-    def load_stack_state(self, state: StackState) -> None:
-        """Continue from a state of the reference step (or :meth:`to_stack_state`), same model and batch."""
-        expected = (
-            (self.batch_size, self.d_inner, self.d_conv - 1),
-            (self.batch_size, self.d_inner, self.d_state),
-        )
+    def load_stack_state(self, state: StackState, streams: slice = slice(None)) -> None:
+        """Continue from a state of the reference step (or :meth:`to_stack_state`), same model and batch
+        (or the streams ``streams`` of the batch, the others keeping theirs)."""
+        rows = len(range(*streams.indices(self.batch_size)))
+        expected = ((rows, self.d_inner, self.d_conv - 1), (rows, self.d_inner, self.d_state))
         shapes = [(tuple(c.conv_state.shape), tuple(c.ssm_state.shape)) for c in state.layers]
         if shapes != [expected] * (self.n_members * self.n_layers):
             raise ModelError(
@@ -273,10 +281,10 @@ class FastStepper:
             )
         for i, cache in enumerate(state.layers):
             member, layer = divmod(i, self.n_layers)
-            taps = self._history[layer, :, member]
+            taps = self._history[layer, :, member, streams]
             taps[1] = 0.0
             taps[2 : self.d_conv + 1] = cache.conv_state.detach().cpu().numpy().transpose(2, 0, 1)
-            self._ssm[layer, member] = cache.ssm_state.detach().cpu().numpy().transpose(0, 2, 1)
+            self._ssm[layer, member, streams] = cache.ssm_state.detach().cpu().numpy().transpose(0, 2, 1)
 
     def _layer_states(self, streams: slice) -> list[_LayerState]:
         return [
