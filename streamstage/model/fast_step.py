@@ -83,7 +83,6 @@ class _Scratch:
         self.exps = np.zeros((members, rows, n_stages))
         self.sums = np.zeros((members, rows, 1))
         self.exps_flat, self.sums_flat = self.exps.reshape(-1, n_stages), self.sums.reshape(-1, 1)
-        self.probs = np.zeros((rows, n_stages))
         self.mean_weights = np.full((n_stages, 1), float(members))  # sums x M: the mean over members
         # The decays exp(delta A): from a few streams on, torch's broadcast multiply and exp2 (on A log2 e)
         # are faster; below, NumPy's multiply and exp.
@@ -184,9 +183,7 @@ class FastStepper:
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """One epoch of every stream -> stage probabilities ``(batch_size, n_stages)``, float64, each row
         summing to 1 (an ensemble's: the mean of its members'); a new array. What live staging runs."""
-        return self._mean_probabilities(
-            self._advance(self._checked(inputs, self.batch_size), self._whole)
-        ).copy()
+        return self._mean_probabilities(self._advance(self._checked(inputs, self.batch_size), self._whole))
 
     def step_streams(self, inputs: np.ndarray, streams: Sequence[int] | np.ndarray) -> np.ndarray:
         """One epoch of some streams only, the others keeping their state: inputs ``(len(streams), ...)``.
@@ -326,16 +323,16 @@ class FastStepper:
         return s
 
     def _mean_probabilities(self, s: _Scratch) -> np.ndarray:
-        """The mean over members of each member's softmax, in float64."""
+        """The mean over members of each member's softmax, in float64; a new array."""
         exps = s.exps
         if self._shift_free_softmax:
             np.exp(s.logits, exps)
         else:
             np.subtract(s.logits, s.logits.max(axis=-1, keepdims=True), exps)
             np.exp(exps, exps)
-        np.dot(s.exps_flat, s.mean_weights, s.sums_flat)
+        np.dot(s.exps_flat, s.mean_weights, s.sums_flat)  # each member's sum, times M
         np.divide(exps, s.sums, exps)
-        return np.add.reduce(exps, axis=0, out=s.probs)
+        return np.add.reduce(exps, axis=0)
 
     def _outputs(self, s: _Scratch) -> np.ndarray:
         """What the reference step returns: one network's logits, or the log of an ensemble's mean
