@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from streamstage.lsl.replay import ReplayThread
+from streamstage.lsl.resolve import resolve_stream
 from streamstage.sim import SyntheticEEG
 from tests.nights import hypnogram_rows, loopback_replay, night_events, streamstage_cli
 
@@ -141,6 +142,7 @@ def test_killed_run_resumes_and_continues_like_an_uninterrupted_run(night_uv, tm
 def test_missing_stream_lists_what_was_seen(night_uv, tmp_path):
     name = f"seen-{uuid.uuid4().hex[:8]}"
     replay = loopback_replay(night_uv[: int(60 * SFREQ)].astype(np.float32), SFREQ, name, 1.0)
+    resolve_stream(name=name, timeout_s=20.0)  # announced before `run` looks (a loaded machine is slow)
     try:
         run = streamstage_cli(
             "run",
@@ -149,7 +151,7 @@ def test_missing_stream_lists_what_was_seen(night_uv, tmp_path):
             "--out",
             str(tmp_path / "n"),
             "--resolve-timeout",
-            "2",
+            "5",
             "--no-dashboard",
         )
         _, err = run.communicate(timeout=60)
