@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from streamstage.cli import main
+from streamstage.errors import InputFileError
 from streamstage.model.checkpoint import StagingModel, load_model, save_model
 from streamstage.model.raw_frontend import FrontEndConfig, RawFrontEnd
 from streamstage.model.raw_model import raw_model
@@ -52,6 +53,27 @@ def test_labelled_nights_come_from_the_signal_path_with_their_labels(folder) -> 
         assert night.samples.shape == (1, len(night) * 3000)
         assert night.features.shape == (len(night), 1, 10)
         np.testing.assert_array_equal(night.labels, hypnogram[: len(night)])
+
+
+def test_an_edf_plus_that_scores_itself_is_a_labelled_night(tmp_path) -> None:
+    hypnogram = [0, 1, 2, 2, 3, 4, 0]
+    values = SyntheticEEG(hypnogram, 100.0, seed=3).generate()[0].astype(np.float64)
+    names = {0: "W", 1: "1", 2: "2", 3: "3", 4: "R"}
+    annotations = [
+        edfio.EdfAnnotation(30.0 * i, 30.0, f"Sleep stage {names[c]}") for i, c in enumerate(hypnogram)
+    ]
+    signal = edfio.EdfSignal(values, 100, label="Fpz-Cz", physical_dimension="uV", physical_range=(-800, 800))
+    edfio.Edf([signal], annotations=annotations).write(tmp_path / "scored.edf")
+    (night,) = labelled_nights(tmp_path, ["Fpz-Cz"])
+    assert night.name == "scored"
+    np.testing.assert_array_equal(night.labels, hypnogram[: len(night)])
+
+
+def test_a_folder_without_labels_is_one_clear_error(tmp_path) -> None:
+    write_night(tmp_path, "unscored", [0, 1, 2], seed=0)
+    (tmp_path / "unscored-hypnogram.txt").unlink()
+    with pytest.raises(InputFileError, match="Sleep stage"):
+        labelled_nights(tmp_path, ["Fpz-Cz"])
 
 
 def test_finetuning_lowers_the_loss_and_the_checkpoint_stages(folder, small_raw, tmp_path) -> None:
