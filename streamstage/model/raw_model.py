@@ -76,7 +76,7 @@ class RawFeatureStream:
         return self.state.nbytes
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        self._waiting.append(np.asarray(samples, dtype=np.float32))
+        self._waiting.append(np.array(samples, dtype=np.float32))  # a copy: the caller may reuse its array
         self._n_waiting += len(samples)
         if self._n_waiting < PATCH_HOP - self.state.phase % PATCH_HOP:
             return self._empty
