@@ -5,8 +5,8 @@ measured offline is what runs at night. Per epoch the work is constant: one Welc
 the front end stepped over the epoch's samples as they come (a raw model), one normaliser update and one
 Mamba step; the state (filter, resampler, epoch buffer, front end, normaliser mean, SSM state and conv
 cache) has a fixed size however long the night. A raw model also gives a provisional stage of the epoch in
-progress every ``provisional_every_s`` seconds (:meth:`StagingPipeline.take_provisional`), a peek that
-leaves the committed state as it is.
+progress every ``provisional_every_s`` seconds (:meth:`StagingPipeline.take_provisional`, after a push), a
+peek that leaves the committed state as it is.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class StagingPipeline:
         every = provisional_every_s if self.raw is not None else None
         self._provisional_every = None if not every else round(every * self.signal.config.model_sfreq)
         self._provisional_mark = 0
-        self._provisional: list[ProvisionalStage] = []
+        self._peek_due = False
 
     @property
     def sfreq_in(self) -> float:
@@ -86,41 +86,46 @@ class StagingPipeline:
         resampled, epochs = self.signal.push_resampled(chunk_uv, missing)
         features = self.raw.push(resampled)
         staged = [self._stage(epoch, f) for epoch, f in zip(epochs, features, strict=True)]
-        self._peek_provisional(bool(epochs))
+        self._note_provisional(bool(epochs))
         return staged
 
     def take_provisional(self) -> list[ProvisionalStage]:
-        """The provisional stages produced since the last call, oldest first (always empty for a feature
-        model)."""
-        taken, self._provisional = self._provisional, []
-        return taken
+        """The provisional stage of the epoch in progress if another ``provisional_every_s`` of it has
+        passed since the last call (always empty for a feature model).
 
-    def _peek_provisional(self, epoch_ended: bool) -> None:
-        """One provisional stage when the epoch in progress has passed another ``provisional_every_s``."""
-        if self._provisional_every is None or self.raw is None:
-            return
-        if epoch_ended:
-            self._provisional_mark = 0
-        mark = self.raw.phase // self._provisional_every
-        if mark <= self._provisional_mark:
-            return
-        self._provisional_mark = mark
+        Taken right after each :meth:`push`, as a live night does, it gives one every few seconds; the peek
+        is computed here, so staging that never asks (a file, an evaluation) pays nothing for it.
+        """
+        if not self._peek_due or self.raw is None:
+            return []
+        self._peek_due = False
         features = self.raw.peek()
         if features is None:
-            return
+            return []
         saved = self.stager.state_dict()
         probs = self.stager.push(features, update_normalizer=False)
         self.stager.load_state_dict(saved)
         epoch_s = self.signal.config.epoch_s
-        self._provisional.append(
-            ProvisionalStage(
-                index=self.n_epochs,
-                start_s=self.signal.start_time_s + self.n_epochs * epoch_s,
-                elapsed_s=self.raw.phase / self.signal.config.model_sfreq,
-                stage=int(np.argmax(probs)),
-                probs=tuple(float(p) for p in probs),  # type: ignore[arg-type]
-            )
+        peek = ProvisionalStage(
+            index=self.n_epochs,
+            start_s=self.signal.start_time_s + self.n_epochs * epoch_s,
+            elapsed_s=self.raw.phase / self.signal.config.model_sfreq,
+            stage=int(np.argmax(probs)),
+            probs=tuple(float(p) for p in probs),  # type: ignore[arg-type]
         )
+        return [peek]
+
+    def _note_provisional(self, epoch_ended: bool) -> None:
+        """A peek is due when the epoch in progress has passed another ``provisional_every_s``."""
+        if self._provisional_every is None or self.raw is None:
+            return
+        if epoch_ended:
+            self._provisional_mark = 0
+            self._peek_due = False  # the peek was of an epoch that is final now
+        mark = self.raw.phase // self._provisional_every
+        if mark > self._provisional_mark:
+            self._provisional_mark = mark
+            self._peek_due = True
 
     def finish(self) -> list[StagedEpoch]:
         """At the end of a recording, release the epoch still held back by the resampler's look-ahead.

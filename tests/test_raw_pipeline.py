@@ -137,3 +137,12 @@ def test_the_shipped_raw_model_stages_a_night_with_gaps_as_the_default_does(nigh
     assert "missing" in {e.quality for e in raw}
     assert [e.stage for e in raw] == [e.stage for e in default]
     np.testing.assert_allclose(_probs(raw), _probs(default), atol=1e-5)
+
+
+def test_a_provisional_stage_is_computed_only_when_taken(model, night) -> None:
+    pipeline = StagingPipeline(model, SFREQ)
+    for start in range(0, int(4.5 * 30 * SFREQ), 256):  # four epochs and 15 s, never asking
+        pipeline.push(night[start : start + 256])
+    (latest,) = pipeline.take_provisional()  # only the latest peek, of the epoch in progress
+    assert latest.index == 4 and 10.0 < latest.elapsed_s <= 15.0
+    assert pipeline.take_provisional() == []
