@@ -182,7 +182,9 @@ def assemble_night(
     if plan.outlets:
         from streamstage.lsl.outlets import StageOutlets
 
-        outlets = cleanup.enter_context(StageOutlets(layout.source_id or layout.name))
+        outlets = cleanup.enter_context(
+            StageOutlets(layout.source_id or layout.name, provisional=model.is_raw)
+        )
         extra.append(OutletSink(outlets))
     if plan.keep_raw:
         extra.append(RawSink(folder))

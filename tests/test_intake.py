@@ -168,3 +168,31 @@ def test_the_intake_for_a_model_picks_the_montage_as_run_does() -> None:
     layout = StreamLayout("m", "EEG", "", "", "", 256.0, "float32", stream.labels, stream.units, ("EEG",) * 4)
     assert stream_format(layout) == stream
     assert isinstance(StreamIntake.for_model(stream, ("Fpz-Cz",), ["AF8"], "TP10").montage, Montage)
+
+
+def test_a_raw_model_night_hands_provisional_stages_to_the_sinks(tmp_path) -> None:
+    from streamstage.dashboard import DashboardState
+    from streamstage.model.checkpoint import load_model
+
+    class Provisional(NightSink):
+        def __init__(self) -> None:
+            self.seen: list = []
+
+        def on_provisional(self, provisional) -> None:
+            self.seen.append(provisional)
+
+    seen, dashboard = Provisional(), DashboardState()
+    layout = StreamLayout("m", "EEG", "", "", "", SFREQ, "float32", ("Fpz", "Cz"), ("uV", "uV"), ("EEG",) * 2)
+    writer = NightWriter(tmp_path / "night")
+    try:
+        sinks = night_sinks(writer, Settings(), dashboard, extra=[seen])
+        session = NightSession(load_model("raw"), layout, writer, SessionOptions(channels=("Fpz-Cz",)), sinks)
+        data = _night()[: int(70 * SFREQ)]
+        times = np.arange(len(data)) / SFREQ
+        for start in range(0, len(data), int(SFREQ)):
+            session.on_chunk(data[start : start + int(SFREQ)], times[start : start + int(SFREQ)])
+        session.close()
+    finally:
+        writer.close()
+    assert len(seen.seen) >= 8  # every 5 s of each epoch in progress
+    assert dashboard.provisional == seen.seen[-1]

@@ -192,6 +192,8 @@ class NightSession:
         if self._resumed_at_s is not None and block.times_s is not None:
             self._note_resume(block, night_start)
         staged = self.pipeline.push(block.derived_uv, block.missing)
+        for provisional in self.pipeline.take_provisional():
+            self.out.provisional(provisional)
         position = (first_index, signal.sfreq_in, self.clock.wall(signal.start_time_s))
         trace = signal.trace_uv
         self.out.block(

@@ -21,7 +21,7 @@ import numpy as np
 from streamstage.alarm import ClockMap
 from streamstage.errors import OutputError
 from streamstage.output import NightWriter
-from streamstage.records import StagedEpoch
+from streamstage.records import ProvisionalStage, StagedEpoch
 from streamstage.signal.channels import Montage
 from streamstage.signal.unit_choice import staged_sources
 
@@ -112,6 +112,9 @@ class NightSink:
 
     def on_epoch(self, delivery: Delivery) -> None:
         """A staged epoch (already on disk when the hypnogram sink is registered first)."""
+
+    def on_provisional(self, provisional: ProvisionalStage) -> None:
+        """A provisional stage of the epoch in progress (a raw model, every few seconds)."""
 
     def on_signal(self, ok: bool, time_s: float | None) -> None:
         """The stream was lost or came back, at night time ``time_s`` (None: before any sample)."""
@@ -212,6 +215,10 @@ class SinkFanout:
     def epoch(self, delivery: Delivery) -> None:
         for sink in self.sinks:
             self._guarded(sink.on_epoch, delivery)
+
+    def provisional(self, provisional: ProvisionalStage) -> None:
+        for sink in self.sinks:
+            self._guarded(sink.on_provisional, provisional)
 
     def signal(self, ok: bool, time_s: float | None) -> None:
         for sink in self.sinks:

@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from streamstage.dashboard import DashboardState, EpochLogLine
+from streamstage.records import ProvisionalStage
 from streamstage.sinks.base import Delivery, Journal, NightSink, NightStart, SignalBlock
 
 
@@ -32,6 +33,9 @@ class DashboardSink(NightSink):
 
     def on_notice(self, message: str) -> None:
         self.state.log_event(message)
+
+    def on_provisional(self, provisional: ProvisionalStage) -> None:
+        self.state.set_provisional(provisional)
 
 
 class EpochLinePrinter(NightSink):

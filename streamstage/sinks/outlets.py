@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamstage.lsl.outlets import StageOutlets
+from streamstage.records import ProvisionalStage
 from streamstage.sinks.base import Delivery, NightSink
 
 
@@ -14,3 +15,6 @@ class OutletSink(NightSink):
 
     def on_epoch(self, delivery: Delivery) -> None:
         self.outlets.push(delivery.outward)
+
+    def on_provisional(self, provisional: ProvisionalStage) -> None:
+        self.outlets.push_provisional(provisional)  # published where the outlets were opened for it
