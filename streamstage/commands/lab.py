@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from streamstage.errors import ConfigError
-from streamstage.lsl.options import add_scope_argument, positive_seconds
+from streamstage.lsl.options import add_lookup_arguments, add_scope_argument, positive_seconds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long the first bed due waits for the others (default 50)",
     )
     lookup = parser.add_argument_group("LSL input")
-    lookup.add_argument("--resolve-timeout", type=positive_seconds, default=10.0, metavar="S")
-    lookup.add_argument("--lost-after", type=positive_seconds, default=5.0, metavar="S")
+    add_lookup_arguments(lookup)
     add_scope_argument(lookup)
     ending = parser.add_argument_group("display and ending")
     ending.add_argument("--no-dashboard", action="store_true", help="plain lines, one per bed's epoch")

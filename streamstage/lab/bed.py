@@ -6,7 +6,6 @@ others; what it is doing is kept for the overview (:class:`~streamstage.dashboar
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamstage.dashboard import AlarmStatus, DashboardState, EpochLogLine
+from streamstage.dashboard import AlarmStatus, DashboardState
 from streamstage.dashboard.lab_panel import BedView
 from streamstage.errors import StreamError, StreamstageError
 from streamstage.lab.beds import BedSpec
@@ -22,6 +21,7 @@ from streamstage.model.checkpoint import StagingModel
 from streamstage.night import NightPlan, assemble_night
 from streamstage.pipeline import EpochModel
 from streamstage.sinks import Delivery, NightSink
+from streamstage.sinks.display import EpochLinePrinter
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,6 @@ class BedWatch(NightSink):
 
     def on_signal(self, ok: bool, time_s: float | None) -> None:
         self.signal_ok = ok
-
-
-class BedLinePrinter(NightSink):
-    """One plain line per epoch, starting with the bed's name (a lab without a terminal)."""
-
-    def __init__(self, bed: str) -> None:
-        self.bed = bed
-        self.line = EpochLogLine()
-
-    def on_epoch(self, delivery: Delivery) -> None:
-        text = self.line.format(delivery.epoch, truth=delivery.truth, when=delivery.wall_end)
-        print(f"bed={self.bed} {text}", file=sys.stdout, flush=True)
 
 
 class BedRunner:
@@ -154,7 +142,7 @@ class BedRunner:
                 self.leave()
 
     def _night(self) -> None:
-        printer = [BedLinePrinter(self.name)] if self.lines else []
+        printer = [EpochLinePrinter(prefix=f"bed={self.name} ")] if self.lines else []
         while not self.stop.is_set():
             with ExitStack() as cleanup:
                 try:

@@ -39,12 +39,21 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--name", help="name of the LSL stream to read")
     group.add_argument("--type", help="type of the LSL stream to read (default EEG when no name is given)")
     group.add_argument("--source-id", help="source id of the LSL stream (the most robust choice)")
+    add_lookup_arguments(group)
+    add_scope_argument(parser)
+
+
+def add_lookup_arguments(group: argparse._ActionsContainer) -> None:
+    """``--resolve-timeout`` and ``--lost-after``: how long to look for a stream, and when it is lost.
+
+    Pass them as ``timeout_s=args.resolve_timeout, lost_after_s=args.lost_after``.
+    """
     group.add_argument(
         "--resolve-timeout",
         type=positive_seconds,
         default=10.0,
         metavar="S",
-        help="seconds to look for it (default 10)",
+        help="seconds to look for the stream (default 10)",
     )
     group.add_argument(
         "--lost-after",
@@ -53,4 +62,3 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds without data before the signal counts as lost (default 5)",
     )
-    add_scope_argument(parser)

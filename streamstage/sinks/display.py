@@ -39,12 +39,14 @@ class DashboardSink(NightSink):
 
 
 class EpochLinePrinter(NightSink):
-    """One ``key=value`` line per epoch (``--no-dashboard``), with its wall time and truth where known."""
+    """One ``key=value`` line per epoch (``--no-dashboard``), with its wall time and truth where known;
+    ``prefix`` starts each line (a lab's ``bed=NAME``)."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, prefix: str = "") -> None:
         self.out = out
+        self.prefix = prefix
         self.line = EpochLogLine()
 
     def on_epoch(self, delivery: Delivery) -> None:
         text = self.line.format(delivery.epoch, truth=delivery.truth, when=delivery.wall_end)
-        print(text, file=self.out or sys.stdout, flush=True)
+        print(f"{self.prefix}{text}", file=self.out or sys.stdout, flush=True)
