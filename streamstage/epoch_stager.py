@@ -23,6 +23,15 @@ from streamstage.model.fast_step import FastStepper
 from streamstage.model.stack import StackState
 
 
+def check_streams(model: StagingModel) -> None:
+    """Refuse an offline reference model (it needs the whole night) where a stream is to be staged."""
+    if not model.streams:
+        raise ModelError(
+            f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
+            "and cannot stage a stream; use a causal model."
+        )
+
+
 class EpochStager:
     """Raw epoch features ``(n_channels, 10)`` in, stage probabilities (float64, summing to 1) out.
 
@@ -32,11 +41,7 @@ class EpochStager:
     """
 
     def __init__(self, model: StagingModel, batch_size: int = 1) -> None:
-        if not model.streams:
-            raise ModelError(
-                f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
-                "and cannot stage a stream; use a causal model."
-            )
+        check_streams(model)
         self.model = model
         self.batch_size = batch_size
         self.normalizer = CausalNormalizer(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from streamstage.errors import ModelError
+from streamstage.epoch_stager import check_streams
 from streamstage.features import CausalNormalizer
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.fast_step import FastStepper
@@ -35,11 +35,7 @@ class LabStepper:
     """The Mamba state of ``n_beds`` beds, stepped together; :meth:`seat` gives bed ``i`` its model step."""
 
     def __init__(self, model: StagingModel, n_beds: int, window_s: float = DEFAULT_WINDOW_S) -> None:
-        if not model.streams:
-            raise ModelError(
-                f"{model.source} is an offline reference model (whole-night normalisation or bidirectional) "
-                "and cannot stage a stream; use a causal model."
-            )
+        check_streams(model)
         self.model = model
         self.window_s = window_s
         self.stepper = FastStepper.from_net(model.net, n_beds)
