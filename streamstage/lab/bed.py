@@ -13,6 +13,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from streamstage.dashboard import AlarmStatus, DashboardState
 from streamstage.dashboard.lab_panel import BedView
 from streamstage.errors import StreamError, StreamstageError
@@ -60,6 +62,10 @@ class BedRunner:
     ``stager`` gives the bed its model step (its seat in the lab's batch; None: a stager of its own);
     ``leave`` is called when the bed is done, whatever the reason. Without ``plan.exit_after_lost_s`` a
     stream that is not there yet is looked for again until it comes; with it, the bed fails.
+
+    The thread runs torch with the thread count of the thread that built the runner: ``torch.set_num_threads``
+    holds only for the thread that calls it, and a new one starts with OpenMP's default (every core), with
+    which each of the model's tiny steps costs ~8 ms instead of ~0.15.
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class BedRunner:
         self.watch = BedWatch()
         self.status = "looking for the stream"
         self.epochs = 0
+        self._torch_threads = torch.get_num_threads()
         self._thread = threading.Thread(target=self._run, name=f"bed {spec.name}", daemon=True)
 
     @property
@@ -127,6 +134,7 @@ class BedRunner:
         )
 
     def _run(self) -> None:
+        torch.set_num_threads(self._torch_threads)
         try:
             self._night()
             self.status = "ended"
