@@ -194,6 +194,61 @@ def batching_table(batching: dict[str, Any]) -> TableData:
     return table
 
 
+def lab_batching_table(lab: dict[str, Any]) -> TableData:
+    difference = max(row["largest_probability_difference"] for row in lab["batching"])
+    table = TableData(
+        "A lab's beds due together: one batched step against separate steps (median ms per bed)",
+        ("beds", "separate", "lab", "call alone", "separate / lab", "separate / call", "mean batch"),
+        caption=f"{lab['rounds']} rounds per size on one pinned core; a round steps one epoch of every bed. "
+        "Separate: one EpochStager per bed, stepped in a loop; lab: each bed's thread pushes through its "
+        "BedSeat and one of them steps the batch (what `lab` runs); call alone: the batched "
+        "FastStepper.probabilities_streams on the normalised batch. Largest probability "
+        f"difference, lab vs separate: {difference:.1e}.",
+    )
+    for row in lab["batching"]:
+        table.rows.append(
+            (
+                str(row["beds"]),
+                f"{row['separate_per_bed_ms']:.3f}",
+                f"{row['lab_per_bed_ms']:.3f}",
+                f"{row['batched_call_per_bed_ms']:.3f}",
+                ratio(row["separate_over_lab"]),
+                ratio(row["separate_over_call"]),
+                f"{row['mean_batch']:.1f}",
+            )
+        )
+    return table
+
+
+def lab_realtime_table(lab: dict[str, Any]) -> TableData:
+    bound_ms = 1e3 * lab["bound_s"]
+    table = TableData(
+        f"Beds per core in real time: every bed's 30-s epoch at once, staged within {bound_ms:.0f} ms?",
+        ("beds", "p50 ms", "p99 ms", "worst ms", "CPU s", "core share", "staged", "within bound"),
+        caption=f"Each bed a NightSession as the lab runs it ({lab['sfreq_hz']:g} Hz: intake, signal path, "
+        "features, batched step, hypnogram, state saved, raw recording; no LSL) in its own thread, on one "
+        "pinned core. Latency from the instant every bed is handed its whole epoch to that epoch staged and "
+        f"saved, over {lab['realtime'][0]['rounds']} rounds: an upper bound (live, most of an epoch's signal "
+        "work is done while it comes in). CPU s: the process's CPU time for one epoch of every bed; core "
+        f"share: that over 30 s. Largest lab within the bound: {lab['largest_beds_meeting_bound']} beds.",
+    )
+    for row in lab["realtime"]:
+        latency = row["latency_ms"]
+        table.rows.append(
+            (
+                str(row["beds"]),
+                ms(latency["median_ms"]),
+                ms(latency["p99_ms"]),
+                ms(row["worst_ms"]),
+                f"{row['cpu_s_per_epoch_of_all_beds']:.2f}",
+                f"{row['cpu_share_of_real_time']:.1%}",
+                f"{row['epochs_staged']}/{row['epochs_expected']}",
+                "yes" if row["meets_bound"] else "no",
+            )
+        )
+    return table
+
+
 def startup_table(startup: list[dict[str, Any]]) -> TableData:
     table = TableData(
         "Command start-up (fresh interpreter, median wall time)",
@@ -292,6 +347,8 @@ def bench_tables(results: dict[str, Any]) -> list[TableData]:
         tables.append(transformer_table(results["transformer"], results["comparison"]))
     if "batching" in results:
         tables.append(batching_table(results["batching"]))
+    if "lab" in results:
+        tables += [lab_batching_table(results["lab"]), lab_realtime_table(results["lab"])]
     if any(key in results for key in THROUGHPUT_PATHS):
         tables.append(throughput_table(results))
     for key in ("file", "lsl"):

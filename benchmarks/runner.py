@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks import SECTIONS
 from benchmarks.batching import bench_batching
 from benchmarks.inputs import CHANNEL, epoch_tokens, synthetic_epochs, synthetic_night, write_night_edf
+from benchmarks.lab_beds import bench_lab
 from benchmarks.live_path import bench_live_path
 from benchmarks.lsl_throughput import bench_lsl_replay
 from benchmarks.mamba_step import bench_mamba_steps
@@ -28,6 +29,7 @@ from benchmarks.throughput import bench_file_pipeline, profile_summary, profiled
 from benchmarks.transformer_cost import bench_transformer
 from benchmarks.yasa_peer import bench_yasa
 from streamstage.errors import ConfigError
+from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.ensemble import networks
 
@@ -48,6 +50,12 @@ class BenchSizes:
     distinct_epochs: int = 60
     batch_sizes: tuple[int, ...] = (1, 16, 128)
     batch_steps: int = 200
+    lab_beds: tuple[int, ...] = (1, 8, 32, 128)
+    """Beds due together: their batched step through the lab against as many separate steps."""
+    lab_rounds: int = 50
+    lab_realtime_beds: tuple[int, ...] = (8, 32, 64, 128, 192, 256)
+    """Beds handed an epoch at once, through their whole night as the lab runs it, for beds per core."""
+    lab_realtime_rounds: int = 4
     night_h: float = 8.0
     night_sfreq_hz: float = 256.0
     profile_h: float = 1.0
@@ -71,6 +79,10 @@ QUICK = BenchSizes(
     distinct_epochs=10,
     batch_sizes=(1, 4, 16),
     batch_steps=10,
+    lab_beds=(1, 4),
+    lab_rounds=3,
+    lab_realtime_beds=(2, 4),
+    lab_realtime_rounds=1,
     night_h=0.25,
     profile_h=0.1,
     startup_repeats=1,
@@ -104,6 +116,14 @@ def run_benchmarks(
             model, tokens, sizes.marks_epochs, sizes.window_epochs, sizes.reattend_steps
         ),
         "batching": lambda: bench_batching(network, tokens, sizes.batch_sizes, sizes.batch_steps),
+        "lab": lambda: bench_lab(
+            model,
+            epoch_features(epochs),
+            sizes.lab_beds,
+            sizes.lab_rounds,
+            sizes.lab_realtime_beds,
+            sizes.lab_realtime_rounds,
+        ),
     }
     for name in wanted:
         if name in long_stream:

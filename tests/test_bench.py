@@ -22,6 +22,7 @@ from benchmarks.inputs import (
     synthetic_night,
     write_night_edf,
 )
+from benchmarks.lab_beds import bench_lab
 from benchmarks.live_path import bench_live_path
 from benchmarks.lsl_throughput import bench_lsl_replay
 from benchmarks.mamba_step import bench_mamba_steps
@@ -34,6 +35,7 @@ from benchmarks.transformer_cost import bench_transformer
 from benchmarks.yasa_peer import bench_yasa
 from streamstage.commands import bench as bench_command
 from streamstage.errors import ConfigError
+from streamstage.features import epoch_features
 from streamstage.model.checkpoint import StagingModel
 from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.stager import StagerConfig, StagingNet
@@ -155,6 +157,33 @@ def test_batching_state_grows_with_streams_only(model: StagingModel, tokens: np.
         )
 
 
+def test_lab_bench_steps_beds_together_and_stages_every_bed(model: StagingModel, epochs: np.ndarray) -> None:
+    result = bench_lab(
+        model, epoch_features(epochs), [3, 1], rounds=2, realtime_beds=[3, 2], realtime_rounds=2
+    )
+    assert [row["beds"] for row in result["batching"]] == [1, 3]
+    for row in result["batching"]:
+        for part in ("separate", "lab", "batched_call"):
+            _positive_summary(row[f"{part}_round_ms"], 2)
+        assert row["lab_per_bed_ms"] == pytest.approx(row["lab_round_ms"]["median_ms"] / row["beds"])
+        assert 1 <= row["mean_batch"] <= row["beds"]
+        assert row["largest_probability_difference"] < 1e-5  # the same numbers, batched or not
+    assert [row["beds"] for row in result["realtime"]] == [2, 3]
+    for row in result["realtime"]:
+        assert row["epochs_staged"] == row["epochs_expected"] == 2 * row["beds"]
+        _positive_summary(row["latency_ms"], 2 * row["beds"])
+        assert row["worst_ms"] >= row["latency_ms"]["p99_ms"] and row["cpu_s_per_epoch_of_all_beds"] > 0
+    meeting = [row["beds"] for row in result["realtime"] if row["meets_bound"]]
+    assert result["largest_beds_meeting_bound"] == max(meeting, default=0)
+    assert len(result["load_average_before"]) == 3
+    titles = [table.title for table in bench_tables({"lab": result})]
+    assert [title.split(":")[0] for title in titles] == [
+        "A lab's beds due together",
+        "Beds per core in real time",
+    ]
+    json.dumps(result)
+
+
 @pytest.mark.parametrize("members", [1, 2])
 def test_mamba_steps_fast_beside_reference(model: StagingModel, tokens: np.ndarray, members: int) -> None:
     net = model.net if members == 1 else EnsembleNet.of([model.net, model.net])
@@ -237,12 +266,14 @@ def test_harness_writes_json_and_markdown(tmp_path: Path) -> None:
     harness.add_arguments(parser)
     threads = str(torch.get_num_threads())
     args = parser.parse_args(
-        ["--quick", "--sections", "live,batching", "--threads", threads, "--out", str(tmp_path)]
+        ["--quick", "--sections", "live,batching,lab", "--threads", threads, "--out", str(tmp_path)]
     )
     assert harness.run(args) == 0
     results = json.loads((tmp_path / "bench-quick.json").read_text())
-    assert results["quick"] is True and {"live", "batching"} <= set(results) and "transformer" not in results
-    assert "Live path per epoch" in (tmp_path / "bench-quick.md").read_text()
+    assert results["quick"] is True and {"live", "batching", "lab"} <= set(results)
+    assert "transformer" not in results
+    markdown = (tmp_path / "bench-quick.md").read_text()
+    assert "Live path per epoch" in markdown and "Beds per core in real time" in markdown
 
 
 def test_bench_command_runs_the_checkouts_harness() -> None:
