@@ -1,8 +1,10 @@
 """A night's output folder: nothing staged may be lost, nothing written twice, nothing shown to others.
 
-``hypnogram.csv`` (one row per epoch) and ``events.jsonl`` are appended, flushed and fsynced at every epoch;
-``state.npz`` (the whole pipeline state) is replaced atomically beside them, so a killed process leaves a
-night that ``streamstage run --resume DIR`` continues. An existing night is never overwritten. Sleep data is
+``hypnogram.csv`` (one row per epoch) and ``events.jsonl`` are appended and flushed line by line, so a killed
+process loses none of them; ``state.npz`` (the whole pipeline state) is replaced atomically beside them, and
+every state save first fsyncs the rows written since the last one (one commit per chunk staged: a power cut
+costs at most the last chunk, and the state never runs ahead of the rows). A killed process leaves a night
+that ``streamstage run --resume DIR`` continues. An existing night is never overwritten. Sleep data is
 health data: the folder is 0700 and its files 0600. One process writes a night at a time (an ``flock`` the
 kernel releases when the process dies, so a crash leaves no stale lock). A failed write (disk full, a file
 size limit) raises :class:`OutputError`: a night that cannot be kept ends with a message, never silently.
@@ -178,6 +180,7 @@ class NightWriter:
                 self.hypnogram_path.unlink(missing_ok=True)  # a header left by a start that failed
             self._hypnogram = _open_private(self.hypnogram_path)
             self._events = _open_private(self.events_path)
+            self._unsynced: set[TextIO] = set()
             if self.hypnogram_path.stat().st_size == 0:
                 self._write_line(self._hypnogram, ",".join(HYPNOGRAM_COLUMNS))
         except BaseException:
@@ -188,9 +191,18 @@ class NightWriter:
         try:
             handle.write(line + "\n")
             handle.flush()
-            os.fsync(handle.fileno())
         except OSError as error:
             raise self._failed(handle.name, error) from error
+        self._unsynced.add(handle)
+
+    def sync(self) -> None:
+        """fsync the files written since the last sync (every state save does, before it saves)."""
+        for handle in tuple(self._unsynced):
+            try:
+                os.fsync(handle.fileno())
+            except OSError as error:
+                raise self._failed(handle.name, error) from error
+            self._unsynced.discard(handle)
 
     def _failed(self, what: object, error: OSError) -> OutputError:
         return OutputError(
@@ -223,6 +235,8 @@ class NightWriter:
         self._write_line(self._events, json.dumps(stamped, default=str))
 
     def save_state(self, state: dict[str, Any]) -> None:
+        """Commit the rows written so far, then the state that follows them (atomically)."""
+        self.sync()
         try:
             save_state(self.state_path, state)
         except OSError as error:
@@ -244,6 +258,8 @@ class NightWriter:
         return last_written_epoch(self.hypnogram_path)
 
     def close(self) -> None:
+        with contextlib.suppress(OutputError):  # a failed write was reported already
+            self.sync()
         for handle in (self._hypnogram, self._events):
             with contextlib.suppress(OSError):  # a failed write was reported already
                 handle.close()

@@ -396,6 +396,8 @@ class NightSession:
         }
 
     def save(self) -> None:
+        """Commit the sinks' files, then the state that follows them."""
+        self.out.commit()
         if self.pipeline is not None and self.intake.units_fixed:
             self.writer.save_state(self.state_dict())
 

@@ -125,6 +125,10 @@ class NightSink:
     def tick(self, now: datetime) -> None:
         """Called between chunks, with or without an epoch: timers (the alarm's fallback, hook results)."""
 
+    def commit(self) -> None:
+        """The night's state is saved next (after each chunk that staged epochs): write out what is held
+        for them, once for the chunk however many epochs it staged."""
+
     def close(self) -> None:
         """End of the night: flush."""
 
@@ -227,6 +231,10 @@ class SinkFanout:
     def tick(self, now: datetime) -> None:
         for sink in self.sinks:
             self._guarded(sink.tick, now)
+
+    def commit(self) -> None:
+        for sink in self.sinks:
+            self._guarded(sink.commit)
 
     def close(self) -> None:
         for sink in self.sinks:

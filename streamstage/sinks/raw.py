@@ -20,7 +20,7 @@ from streamstage.output import HYPNOGRAM_FILE
 from streamstage.report.annotations import event_annotations, stage_annotations, write_annotations
 from streamstage.report.night import read_night
 from streamstage.signal.channels import Montage
-from streamstage.sinks.base import Delivery, NightSink, SignalBlock, recorded_channels
+from streamstage.sinks.base import NightSink, SignalBlock, recorded_channels
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def disk_mb_per_hour(montage: Montage, stream_labels: tuple[str, ...], rate_hz: 
 
 
 class RawSink(NightSink):
-    """Writes every block of signal the night stages, flushed at every epoch; see the module docstring."""
+    """Writes every block of signal the night stages, flushed at every commit (each chunk that staged an
+    epoch: at live pace every epoch); see the module docstring."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -46,8 +47,8 @@ class RawSink(NightSink):
             self.writer.append(np.full((-ahead, len(block.labels)), np.nan))
         self.writer.append(block.samples_uv[max(ahead, 0) :])
 
-    def on_epoch(self, delivery: Delivery) -> None:
-        """An epoch was written: flush the raw file (a constant cost per epoch). The annotations are
+    def commit(self) -> None:
+        """Flush the raw file before the state is saved (a constant cost per chunk). The annotations are
         rebuilt from the whole night, so only at its end (:meth:`close`); after a crash the resumed night's
         end writes them."""
         if self.writer is not None:
