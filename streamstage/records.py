@@ -6,7 +6,7 @@ nothing upstream of it, so the live, replay and offline paths feed them identica
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from streamstage import STAGES
@@ -57,7 +57,7 @@ class StagedEpoch:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (used for LSL markers, hooks and events.jsonl)."""
-        record = asdict(self)
+        record = dict(vars(self))  # shallow: every field is a scalar or a tuple of them
         record["stage"] = self.stage_name
         record["probs"] = dict(zip(STAGES, (round(p, 6) for p in self.probs), strict=True))
         return record
@@ -92,7 +92,7 @@ class ProvisionalStage:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the provisional LSL marker)."""
-        record = asdict(self)
+        record = dict(vars(self))  # shallow: every field is a scalar or a tuple of them
         record["stage"] = self.stage_name
         record["provisional"] = True
         record["probs"] = dict(zip(STAGES, (round(p, 6) for p in self.probs), strict=True))

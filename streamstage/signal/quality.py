@@ -9,7 +9,7 @@ signal, because the filter hides exactly the faults (offsets, rails, wrong units
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 FLAGS: tuple[str, ...] = ("missing", "flat", "units", "clipped", "artifact")
@@ -48,7 +48,7 @@ class EpochQuality:
         return self.flag == "good"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # shallow: every field is a scalar (asdict deep-copies, 10x slower)
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> EpochQuality:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
 
@@ -171,7 +171,7 @@ class QualityMeter:
             "n_in": self.n_in,
             "epoch": self.epoch,
             "n_channels": self.n_channels,
-            "channels": [asdict(accumulator) for accumulator in self._channels],
+            "channels": [dict(vars(accumulator)) for accumulator in self._channels],  # scalars only
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
