@@ -23,8 +23,10 @@ import numpy as np
 
 MARGIN = 1e-6
 """Periods by which an on-time sample must clear every threshold (far above the rounding of the sums)."""
-MAX_RUN = 1 << 16
-"""Samples judged at once at most (the cached powers then take 3 MB)."""
+MAX_RUN = 1 << 13
+"""Samples judged at once at most: longer runs are judged in pieces. Each operator's temporaries then stay in
+the CPU cache (and under the allocator's mmap threshold, which costs page faults at every operator): 8k was
+the fastest run length measured (72 ns a sample, against 109 ns at 32k and 133 ns at 1k)."""
 
 
 @dataclass(frozen=True)
