@@ -110,9 +110,10 @@ def _header(layout: RawLayout, n_records: int) -> bytes:
     return fixed + per_signal
 
 
-def _tal(onset_s: float, duration_s: float | None = None, text: str = "") -> bytes:
+def _tal(onset: str, duration_s: float | None = None, text: str = "") -> bytes:
+    """One time-stamped annotation list; ``onset`` in seconds as written (``_number``)."""
     duration = "" if duration_s is None else "\x15" + _number(duration_s)
-    return f"+{_number(onset_s)}{duration}\x14{text}\x14\x00".encode()
+    return f"+{onset}{duration}\x14{text}\x14\x00".encode()
 
 
 def _to_digital(samples_uv: np.ndarray) -> np.ndarray:
@@ -132,6 +133,9 @@ class RawRecordWriter:
         self._n_pending = 0
         self._gap_start: int | None = None
         self._tals: list[bytes] = []
+        # A record's onset is a whole number of seconds plus the start's fraction: its digits, kept once
+        # (formatting a float for each of 28,800 records a night was most of the cost of a flush).
+        self._onset_fraction = _number(layout.start.microsecond / 1e6).removeprefix("0")
         self._header_bytes = 256 * (len(layout.labels) + 2)
         spr = layout.samples_per_record
         self._record_bytes = len(layout.labels) * spr * BYTES_PER_SAMPLE + ANNOTATION_BYTES
@@ -216,11 +220,10 @@ class RawRecordWriter:
         offset = self.layout.start.microsecond / 1e6
         sfreq = self.layout.sfreq_hz
         for start, stop in zip(starts, stops, strict=True):
-            self._tals.append(_tal(offset + start / sfreq, (stop - start) / sfreq, GAP_TEXT))
+            self._tals.append(_tal(_number(offset + start / sfreq), (stop - start) / sfreq, GAP_TEXT))
 
     def _annotation_record(self, index: int) -> bytes:
-        offset = self.layout.start.microsecond / 1e6
-        record = _tal(offset + index * self.layout.record_s)
+        record = _tal(f"{index * self.layout.record_s}{self._onset_fraction}")
         while self._tals and len(record) + len(self._tals[0]) <= ANNOTATION_BYTES:
             record += self._tals.pop(0)
         return record.ljust(ANNOTATION_BYTES, b"\x00")
