@@ -53,3 +53,40 @@ print("torch imported" if "torch" in sys.modules else "no torch")
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "no torch", result.stdout + result.stderr
+
+
+def test_arrays_of_every_kind_keep_dtype_shape_and_values_and_are_writable():
+    arrays = {
+        "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "strided": np.arange(12.0).reshape(3, 4)[:, ::2],
+        "mask": np.array([True, False, True]),
+        "i64": np.array([-1, 2**40], dtype=np.int64),
+        "zero_d": np.array(3.5),
+        "empty": np.zeros((0, 4)),
+        "text": np.array(["N1", "REM"]),
+    }
+    loaded = state_from_bytes(state_to_bytes({"arrays": arrays, "last": np.zeros(0)}))
+    for name, array in arrays.items():
+        got = loaded["arrays"][name]
+        assert got.dtype == array.dtype and got.shape == array.shape, name
+        np.testing.assert_array_equal(got, array)
+        assert got.flags.writeable and got.flags.aligned, name
+    assert loaded["last"].shape == (0,)
+
+
+def test_a_state_saved_in_the_earlier_layout_still_loads():
+    """Before, each array was an ``.npz`` member of its own: a night saved then resumes after an upgrade."""
+    import io
+    import json
+
+    buffer = io.BytesIO()
+    structure = {"zi": {"__array__": "a0"}, "ssm": {"__tensor__": "a1"}, "count": 7}
+    np.savez(
+        buffer,
+        a0=np.arange(3.0),
+        a1=np.ones((1, 2), np.float32),
+        __structure__=np.array(json.dumps(structure)),
+    )
+    loaded = state_from_bytes(buffer.getvalue())
+    assert loaded["zi"].tolist() == [0.0, 1.0, 2.0] and loaded["count"] == 7
+    assert isinstance(loaded["ssm"], torch.Tensor) and loaded["ssm"].shape == (1, 2)
