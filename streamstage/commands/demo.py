@@ -15,6 +15,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from streamstage.commands.model_option import add_model_argument
 from streamstage.commands.replay import replay_speed
 from streamstage.config import resolve_settings
 from streamstage.io.hypnogram import Hypnogram, read_hypnogram
@@ -48,11 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--synthetic", action="store_true", help="a whole synthetic night with ground truth")
     parser.add_argument("--no-dashboard", action="store_true", help="one plain log line per epoch")
     parser.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        help="a shipped model by name (default, psg) or a checkpoint file (default: default)",
-    )
+    add_model_argument(parser)
     parser.set_defaults(handler=run)
 
 

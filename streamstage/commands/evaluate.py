@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstage import STAGES
+from streamstage.commands.model_option import add_model_argument
 from streamstage.errors import ConfigError
 from streamstage.training.arguments import add_night_source_arguments
 
@@ -29,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "side.",
     )
     add_night_source_arguments(parser)
-    parser.add_argument(
-        "--model",
-        type=Path,
-        help="a shipped model by name (default, psg, raw) or a checkpoint file (default: default)",
-    )
+    add_model_argument(parser)
     parser.add_argument("--json", type=Path, help="also write the scores (pooled and per night) as JSON")
     parser.add_argument(
         "--hypnograms",

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from streamstage.commands.model_option import add_model_argument
 from streamstage.config import add_arguments as add_config_arguments
 from streamstage.config import resolve_settings
 from streamstage.errors import ConfigError
@@ -35,11 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "else the nearest frontal channel); comma-separated for a multi-channel model",
     )
     group.add_argument("--reference", help="reference subtracted from --channel, e.g. TP9")
-    group.add_argument(
-        "--model",
-        type=Path,
-        help="a shipped model by name (default, psg) or a checkpoint file (default: default)",
-    )
+    add_model_argument(group)
     group.add_argument("--out", type=Path, help="night folder (default: a new dated folder under ./nights)")
     group.add_argument("--resume", type=Path, metavar="DIR", help="continue the night saved in DIR")
     group.add_argument(

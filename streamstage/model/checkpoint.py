@@ -23,16 +23,10 @@ from streamstage.features import CAUSAL, RECIPE, NormalizerConfig
 from streamstage.model.ensemble import EnsembleNet
 from streamstage.model.raw_frontend import FrontEndConfig, RawFrontEnd
 from streamstage.model.stager import StagerConfig, StagingNet
+from streamstage.weights import BUNDLED_MODELS, DEFAULT_MODEL
 
 FORMAT = "streamstage-model"
 FORMAT_VERSION = 1
-BUNDLED_MODELS: dict[str, str] = {
-    "default": "one frontal EEG channel (Fpz-Cz; on a headband the nearest frontal derivation)",
-    "psg": "PSG: Fpz-Cz + Pz-Oz + horizontal EOG",
-    "raw": "raw-signal Mamba over the 100-Hz samples of Fpz-Cz, under the default's epoch network",
-}
-"""Models shipped inside the package, by the name ``--model`` takes, with what each stages."""
-DEFAULT_MODEL = "default"
 
 
 def build_net(config: StagerConfig) -> StagingNet | EnsembleNet:
