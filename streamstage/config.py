@@ -45,6 +45,11 @@ DEFAULT_HOOK_RETRIES = 2
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list"}
 
 
+def channel_list(text: str) -> tuple[str, ...]:
+    """``--channel``'s value: one channel or derivation, or several comma-separated (multi-channel models)."""
+    return tuple(channel.strip() for channel in text.split(",") if channel.strip())
+
+
 @dataclass(frozen=True)
 class StreamSettings:
     """Which stream to stage, and how: the ``[stream]`` table, or the ``run`` flags of the same names."""
@@ -66,7 +71,7 @@ class StreamSettings:
         return cls(
             name=checked.get("name"),
             type=checked.get("type"),
-            channel=tuple(c.strip() for c in channel.split(",")) if channel else None,
+            channel=channel_list(channel) if channel else None,
             reference=checked.get("reference"),
             out=Path(out) if out else None,
         )

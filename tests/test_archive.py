@@ -216,3 +216,11 @@ def test_workers_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["stage", "a.edf", "b.edf", "--workers", "0"])
     assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_channel_before_the_recording_does_not_swallow_it(archive: Path, tmp_path: Path) -> None:
+    """``--channel`` takes one value (comma-separated for several, as ``run``): the file after it is read."""
+    night = archive / "s03.edf"
+    assert main(["stage", "--channel", "Fpz-Cz", str(night), "--out", str(tmp_path / "a")]) == 0
+    assert main(["stage", str(night), "--out", str(tmp_path / "b")]) == 0
+    assert hypnogram_rows(tmp_path / "a") == hypnogram_rows(tmp_path / "b")

@@ -7,6 +7,9 @@ import argparse
 import os
 from pathlib import Path
 
+from streamstage.commands.model_option import add_model_argument
+from streamstage.config import channel_list
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,14 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--channel",
-        nargs="+",
-        help="channel(s) or derivation(s), e.g. Fpz-Cz or AF7-TP9 (default: the model's, else the nearest "
-        "frontal channel, as `run` chooses)",
+        help="channel or derivation to stage, e.g. Fpz-Cz or AF7-TP9 (default: the model's, else the "
+        "nearest frontal channel, as `run` chooses); comma-separated for a multi-channel model",
     )
     parser.add_argument("--reference", help="reference channel subtracted from --channel, e.g. TP9")
-    parser.add_argument(
-        "--model", help="a shipped model by name (default, psg) or a checkpoint file (default: default)"
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "--out",
         type=Path,
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from streamstage.io.xdf import StreamChoice
 
     options = StagingOptions(
-        channels=tuple(args.channel) if args.channel else None,
+        channels=channel_list(args.channel) if args.channel else None,
         reference=args.reference,
         stream=StreamChoice(args.xdf_name, args.xdf_type, args.xdf_source_id),
         model=args.model,
