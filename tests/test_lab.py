@@ -20,8 +20,10 @@ import torch
 from streamstage.config import resolve_settings
 from streamstage.lab import BedSpec, LabPlan, run_lab
 from streamstage.lab.bed import BedRunner
+from streamstage.lab.stepper import LabStepper
 from streamstage.model.checkpoint import load_model
 from streamstage.night import NightPlan, StreamQuery, run_night
+from streamstage.pipeline import StagingPipeline
 from streamstage.sim import SyntheticEEG
 from tests.nights import hypnogram_rows, loopback_replay, night_events, streamstage_cli
 
@@ -213,3 +215,37 @@ def test_a_bed_thread_runs_torch_with_the_labs_thread_count(model, tmp_path, mon
 
 def _thread() -> str:
     return threading.current_thread().name
+
+
+def _peeked(pipeline: StagingPipeline, signal: np.ndarray) -> tuple[list, list]:
+    """The epochs and provisional peeks of ``signal`` pushed in 1-s chunks, a peek taken after each (live)."""
+    epochs, peeks, second = [], [], round(SFREQ)
+    for start in range(0, len(signal), second):
+        epochs += pipeline.push(signal[start : start + second])
+        peeks += pipeline.take_provisional()
+    return epochs, peeks
+
+
+def test_a_raw_models_provisional_peeks_in_a_lab_are_those_of_its_night_alone():
+    """Three beds' pipelines (what ``run_night`` runs) on one lab's seats, in threads: every epoch and every
+    peek (a state copy and a step, batched with the other beds') as their pipelines' of their own give."""
+    raw = load_model("raw")
+    signals = [SyntheticEEG(NIGHT[:4], SFREQ, seed=bed).generate().T.astype(np.float64) for bed in range(3)]
+    alone = [_peeked(StagingPipeline(raw, SFREQ), signal) for signal in signals]
+    lab, together = LabStepper(raw, len(signals)), [None] * len(signals)
+    pipelines = [StagingPipeline(raw, SFREQ, stager=lab.seat(bed)) for bed in range(len(signals))]
+
+    def run(bed: int) -> None:
+        together[bed] = _peeked(pipelines[bed], signals[bed])
+        lab.leave(bed)
+
+    threads = [threading.Thread(target=run, args=(bed,)) for bed in range(len(signals))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for bed, ((epochs, peeks), (want_epochs, want_peeks)) in enumerate(zip(together, alone, strict=True)):
+        assert len(peeks) == len(want_peeks) > 3 * len(epochs) > 0, f"bed {bed}"
+        for got, want in [*zip(epochs, want_epochs, strict=True), *zip(peeks, want_peeks, strict=True)]:
+            assert (got.index, got.start_s, got.stage) == (want.index, want.start_s, want.stage)
+            np.testing.assert_allclose(got.probs, want.probs, atol=1e-6)  # a batch's float32 rounding
