@@ -95,13 +95,6 @@ class RecordingSource:
             yield from _taken(intake.push_regular(chunk))
         yield from _taken(intake.flush())
 
-    @property
-    def clip_range_uv(self) -> tuple[float, float] | None:
-        """The physical range of a referential channel, where clipping is well defined."""
-        if len(self.montage.derivations) == 1 and self.montage.derivations[0].reference is None:
-            return self.recording.physical_range(self.source_labels[self.montage.derivations[0].positive])
-        return None
-
     def iter_chunks(self, chunk_s: float = CHUNK_S) -> Iterator[np.ndarray]:
         """Derived µV samples ``(n, n_channels)`` (NaN where missing), chunk by chunk, from the intake."""
         for block in self.blocks(self.intake(), chunk_s):

@@ -196,3 +196,16 @@ def test_a_raw_model_night_hands_provisional_stages_to_the_sinks(tmp_path) -> No
         writer.close()
     assert len(seen.seen) >= 8  # every 5 s of each epoch in progress
     assert dashboard.provisional == seen.seen[-1]
+
+
+def test_training_streams_read_a_file_as_staging_does(clipped_edf):
+    """The raw front end's training streams, the feature model's training features and staging read a file
+    through one intake: the same features, and a clipped source epoch is not good in either."""
+    from streamstage.offline import recording_features
+    from streamstage.training.distill import recording_streams
+
+    (stream,) = recording_streams(clipped_edf, ["Fpz-Cz"])
+    features, good = recording_features(RecordingSource.open(clipped_edf, ["Fpz-Cz"]))
+    np.testing.assert_array_equal(stream.features, features[:, 0])
+    np.testing.assert_array_equal(stream.good, good)
+    assert not good[list(CLIPPED_EPOCHS)].any() and good.sum() >= len(HYPNOGRAM) - len(CLIPPED_EPOCHS) - 1

@@ -9,7 +9,7 @@ fidelity (R² and worst error per feature) is measured on channels and recording
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import torch
 from streamstage.features import FEATURE_NAMES, N_FEATURES, epoch_features
 from streamstage.model.raw_frontend import RawFrontEnd
 from streamstage.offline import RecordingSource
+from streamstage.signal.clipping import with_source_clipping
 from streamstage.signal.path import SignalPath
 from streamstage.sim import MONTAGES, SyntheticEEG, synthetic_hypnogram
 
@@ -44,19 +45,22 @@ class FeatureStream:
 
 
 def signal_path_streams(
-    chunks: Iterable[np.ndarray],
+    blocks: Iterable[tuple[np.ndarray, np.ndarray | None]],
     sfreq: float,
     names: Sequence[str],
-    clip_range_uv: tuple[float, float] | None = None,
+    source_clipped: Callable[[int], bool] = lambda _: False,
 ) -> list[FeatureStream]:
-    """µV chunks ``(n, n_channels)`` through a :class:`SignalPath`: one stream per channel."""
-    path = SignalPath(sfreq, len(names), clip_range_uv=clip_range_uv)
+    """µV blocks ``(n, n_channels)`` with their missing masks through a :class:`SignalPath`, one stream per
+    channel; ``source_clipped`` is the intake's verdict on an epoch's source channels (as the pipeline's)."""
+    path = SignalPath(sfreq, len(names))
     samples, features, good = [], [], []
-    for chunk in chunks:
-        resampled, epochs = path.push_resampled(chunk)
+    for chunk, missing in blocks:
+        resampled, epochs = path.push_resampled(chunk, missing)
         samples.append(resampled)
-        features += [epoch_features(epoch.data_uv) for epoch in epochs]
-        good += [epoch.quality.ok for epoch in epochs]
+        for epoch in epochs:
+            staged = with_source_clipping(epoch, source_clipped(epoch.index))
+            features.append(epoch_features(staged.data_uv))
+            good.append(staged.quality.ok)
     n_samples = len(features) * path.config.epoch_len
     joined = np.concatenate(samples)[:n_samples].astype(np.float32)
     table = np.asarray(features, dtype=np.float32).reshape(len(features), len(names), N_FEATURES)
@@ -65,10 +69,13 @@ def signal_path_streams(
 
 
 def recording_streams(path: Path, channels: Sequence[str]) -> list[FeatureStream]:
-    """Channels of an EDF/XDF recording, each as a stream named ``file:channel``."""
+    """Channels of an EDF/XDF recording, each as a stream named ``file:channel``, read through the same
+    intake as staging reads it (units, missing samples, source clipping)."""
     source = RecordingSource.open(path, channels)
     names = [f"{Path(path).name}:{label}" for label in source.channel_labels]
-    return signal_path_streams(source.iter_chunks(), source.sfreq, names, source.clip_range_uv)
+    intake = source.intake()
+    blocks = ((block.derived_uv, block.missing) for block in source.blocks(intake))
+    return signal_path_streams(blocks, source.sfreq, names, intake.clipped)
 
 
 def _recoloured(night: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
@@ -101,7 +108,7 @@ def randomised_streams(n_nights: int, n_epochs: int, seed: int = 0) -> list[Feat
         signal *= float(np.exp(rng.uniform(np.log(0.2), np.log(5.0))))
         name = f"synthetic {night} {montage.ch_names[channel]} {sfreq:g} Hz"
         chunks = np.array_split(signal[:, None], max(1, len(signal) // round(60 * sfreq)))
-        streams += signal_path_streams(chunks, sfreq, [name])
+        streams += signal_path_streams(((chunk, None) for chunk in chunks), sfreq, [name])
     return streams
 
 
