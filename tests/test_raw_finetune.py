@@ -55,18 +55,36 @@ def test_labelled_nights_come_from_the_signal_path_with_their_labels(folder) -> 
         np.testing.assert_array_equal(night.labels, hypnogram[: len(night)])
 
 
-def test_an_edf_plus_that_scores_itself_is_a_labelled_night(tmp_path) -> None:
-    hypnogram = [0, 1, 2, 2, 3, 4, 0]
+def write_self_scored(path: Path, hypnogram: list[int]) -> None:
+    """An EDF+ recording that carries its own "Sleep stage" annotations (no hypnogram file beside it)."""
     values = SyntheticEEG(hypnogram, 100.0, seed=3).generate()[0].astype(np.float64)
     names = {0: "W", 1: "1", 2: "2", 3: "3", 4: "R"}
     annotations = [
         edfio.EdfAnnotation(30.0 * i, 30.0, f"Sleep stage {names[c]}") for i, c in enumerate(hypnogram)
     ]
     signal = edfio.EdfSignal(values, 100, label="Fpz-Cz", physical_dimension="uV", physical_range=(-800, 800))
-    edfio.Edf([signal], annotations=annotations).write(tmp_path / "scored.edf")
+    edfio.Edf([signal], annotations=annotations).write(path)
+
+
+def test_an_edf_plus_that_scores_itself_is_a_labelled_night(tmp_path) -> None:
+    hypnogram = [0, 1, 2, 2, 3, 4, 0]
+    write_self_scored(tmp_path / "scored.edf", hypnogram)
     (night,) = labelled_nights(tmp_path, ["Fpz-Cz"])
     assert night.name == "scored"
     np.testing.assert_array_equal(night.labels, hypnogram[: len(night)])
+
+
+def test_evaluate_and_feature_training_read_a_self_scored_edf_plus_too(tmp_path) -> None:
+    """``train --raw``, ``train --edf`` and ``evaluate --edf`` find the same labelled recordings."""
+    from streamstage.training.sources import load_edf_nights
+
+    hypnogram = [0, 1, 2, 2, 3, 4, 0]
+    write_self_scored(tmp_path / "scored.edf", hypnogram)
+    (night,) = load_edf_nights(tmp_path, ["Fpz-Cz"])
+    np.testing.assert_array_equal(night.labels, hypnogram[: len(night.labels)])
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--edf", str(tmp_path), "--json", str(out)]) == 0
+    assert out.is_file()
 
 
 def test_a_folder_without_labels_is_one_clear_error(tmp_path) -> None:

@@ -16,13 +16,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from streamstage.errors import InputFileError
-from streamstage.io.edf import EdfRecording
-from streamstage.io.sleepedf import RecordingPair
 from streamstage.training.distill import recording_streams
 from streamstage.training.sources import _labels_for, crop_to_sleep, edf_pairs
-
-STAGE_ANNOTATION = "Sleep stage "
 
 
 @dataclass(frozen=True)
@@ -41,39 +36,13 @@ class LabelledNight:
         return len(self.labels)
 
 
-def _self_scored(path: Path) -> bool:
-    """Whether an EDF+ recording (signals, not a hypnogram file) carries its own stage annotations."""
-    if path.stem.lower().endswith("-hypnogram") or path.stem.lower().startswith("hypnogram_"):
-        return False
-    recording = EdfRecording.open(path)
-    return bool(recording.labels) and any(t.startswith(STAGE_ANNOTATION) for _, _, t in recording.annotations)
-
-
-def raw_pairs(folder: Path) -> list[RecordingPair]:
-    """The recording/hypnogram pairs of ``folder``, then each EDF+ that scores itself (paired with itself)."""
-    try:
-        pairs = edf_pairs(folder)
-    except InputFileError:
-        pairs = []
-    used = {p for pair in pairs for p in (pair.psg_path, pair.hypnogram_path)}
-    candidates = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() == ".edf" and p not in used)
-    pairs += [RecordingPair(None, None, path, path) for path in candidates if _self_scored(path)]
-    if not pairs:
-        raise InputFileError(
-            f"no labelled recordings in {folder}: expected EDF + hypnogram pairs (SC4001E0-PSG.edf + "
-            "SC4001EC-Hypnogram.edf, NAME.edf + NAME-hypnogram.*), NAME.xdf, or EDF+ files with "
-            "'Sleep stage' annotations."
-        )
-    return pairs
-
-
 def labelled_nights(
     folder: Path, channels: Sequence[str], epoch_len: int = 3000, console: Console | None = None
 ) -> list[LabelledNight]:
     """Every pair in ``folder`` through ``channels``, cropped to its sleep period with 30 min of wake
     either side."""
     nights = []
-    for pair in raw_pairs(folder):
+    for pair in edf_pairs(folder):
         if console:
             console.print(f"reading {pair.psg_path.name} ...")
         streams = recording_streams(pair.psg_path, channels)

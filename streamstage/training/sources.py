@@ -1,6 +1,7 @@
 """Where training and evaluation nights come from: ``--features DIR`` (the Sleep-EDF feature set) or
-``--edf DIR`` (EDF + hypnogram pairs, and XDF files with the stage markers recorded alongside or a
-``NAME-hypnogram.*`` beside them, featurised by the live signal path)."""
+``--edf DIR`` (EDF + hypnogram pairs, EDF+ recordings scored in their own annotations, and XDF files with
+the stage markers recorded alongside or a ``NAME-hypnogram.*`` beside them, featurised by the live signal
+path)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from rich.console import Console
 
 from streamstage.errors import InputFileError
+from streamstage.io.edf import EdfRecording
 from streamstage.io.hypnogram import read_hypnogram
 from streamstage.io.sleepedf import RecordingPair, find_edf_pairs
 from streamstage.io.xdf import XDF_SUFFIX, XdfRecording, is_xdf
@@ -20,6 +22,8 @@ from streamstage.offline import RecordingSource, recording_features, stage_recor
 from streamstage.records import StagedEpoch
 from streamstage.training.data import IGNORE_LABEL, FeatureNight, load_feature_nights
 
+STAGE_ANNOTATION = "Sleep stage "
+"""How an EDF+ recording scored in its own annotations names its stages."""
 WAKE_MARGIN_EPOCHS = 60
 """Wake kept before the first and after the last sleep epoch (30 min), as in the feature set."""
 
@@ -55,13 +59,27 @@ def _xdf_pairs(folder: Path) -> list[RecordingPair]:
 
 
 def edf_pairs(folder: Path) -> list[RecordingPair]:
+    """The labelled recordings of ``folder``: EDF + hypnogram pairs, XDF files, then each EDF+ recording that
+    scores itself with "Sleep stage" annotations (paired with itself). Training and evaluation read these."""
     pairs = find_edf_pairs(folder) + _xdf_pairs(folder)
+    used = {p for pair in pairs for p in (pair.psg_path, pair.hypnogram_path)}
+    candidates = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() == ".edf" and p not in used)
+    pairs += [RecordingPair(None, None, path, path) for path in candidates if _self_scored(path)]
     if not pairs:
         raise InputFileError(
-            f"no EDF recordings with hypnograms found in {folder}; expected Sleep-EDF style pairs "
-            "(SC4001E0-PSG.edf + SC4001EC-Hypnogram.edf), NAME.edf + NAME-hypnogram.*, or NAME.xdf."
+            f"no labelled recordings in {folder}: expected EDF + hypnogram pairs (SC4001E0-PSG.edf + "
+            "SC4001EC-Hypnogram.edf, NAME.edf + NAME-hypnogram.*), NAME.xdf, or EDF+ files with "
+            "'Sleep stage' annotations."
         )
     return pairs
+
+
+def _self_scored(path: Path) -> bool:
+    """Whether an EDF+ recording (signals, not a hypnogram file) carries its own stage annotations."""
+    if path.stem.lower().endswith("-hypnogram") or path.stem.lower().startswith("hypnogram_"):
+        return False
+    recording = EdfRecording.open(path)
+    return bool(recording.labels) and any(t.startswith(STAGE_ANNOTATION) for _, _, t in recording.annotations)
 
 
 def load_edf_nights(folder: Path, channels: list[str], console: Console | None = None) -> list[FeatureNight]:
