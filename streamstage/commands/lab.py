@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
+from streamstage.commands.model_option import add_model_argument
 from streamstage.errors import ConfigError
 from streamstage.lsl.options import add_lookup_arguments, add_scope_argument, positive_seconds
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue every bed's night saved in the lab folder"
     )
-    parser.add_argument("--model", type=Path, help="a shipped model by name or a checkpoint file")
+    add_model_argument(parser)
     parser.add_argument(
         "--step",
         choices=("together", "alone"),
