@@ -63,6 +63,14 @@ class EpochStager:
         """One epoch's features ``(n_channels, 10)`` of a single stream -> probabilities ``(5,)``."""
         return self.push_batch(np.asarray(features)[None], update_normalizer)[0]
 
+    def peek(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`push` of a single stream's epoch that moves nothing: the state and the normaliser are left
+        as they were (a provisional stage of the epoch in progress)."""
+        saved = self.state_dict()
+        probs = self.push(features, update_normalizer=False)
+        self.load_state_dict(saved)
+        return probs
+
     def state_dict(self) -> dict[str, Any]:
         return {"normalizer": self.normalizer.state_dict(), "model": self.state.to_dict()}
 

@@ -37,6 +37,11 @@ class EpochModel(Protocol):
         """One epoch's features ``(n_channels, n_features)`` -> stage probabilities ``(5,)``."""
         ...
 
+    def peek(self, features: np.ndarray) -> np.ndarray:
+        """The probabilities ``features`` would get as the next epoch, with nothing moved (a provisional
+        stage of the epoch in progress)."""
+        ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -102,9 +107,7 @@ class StagingPipeline:
         features = self.raw.peek()
         if features is None:
             return []
-        saved = self.stager.state_dict()
-        probs = self.stager.push(features, update_normalizer=False)
-        self.stager.load_state_dict(saved)
+        probs = self.stager.peek(features)
         epoch_s = self.signal.config.epoch_s
         peek = ProvisionalStage(
             index=self.n_epochs,

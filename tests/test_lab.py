@@ -228,7 +228,8 @@ def _peeked(pipeline: StagingPipeline, signal: np.ndarray) -> tuple[list, list]:
 
 def test_a_raw_models_provisional_peeks_in_a_lab_are_those_of_its_night_alone():
     """Three beds' pipelines (what ``run_night`` runs) on one lab's seats, in threads: every epoch and every
-    peek (a state copy and a step, batched with the other beds') as their pipelines' of their own give."""
+    peek as their pipelines' of their own give. A peek steps a copy of the bed's state apart (it never
+    waits for the other beds): the lab steps the epochs only."""
     raw = load_model("raw")
     signals = [SyntheticEEG(NIGHT[:4], SFREQ, seed=bed).generate().T.astype(np.float64) for bed in range(3)]
     alone = [_peeked(StagingPipeline(raw, SFREQ), signal) for signal in signals]
@@ -249,3 +250,4 @@ def test_a_raw_models_provisional_peeks_in_a_lab_are_those_of_its_night_alone():
         for got, want in [*zip(epochs, want_epochs, strict=True), *zip(peeks, want_peeks, strict=True)]:
             assert (got.index, got.start_s, got.stage) == (want.index, want.start_s, want.stage)
             np.testing.assert_allclose(got.probs, want.probs, atol=1e-6)  # a batch's float32 rounding
+    assert lab.steps == sum(len(epochs) for epochs, _ in together)

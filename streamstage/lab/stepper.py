@@ -134,9 +134,22 @@ class BedSeat:
         self.bed = bed
         model = lab.model
         self.normalizer = CausalNormalizer(len(model.channels), model.normalizer)
+        self._alone: FastStepper | None = None
 
     def push(self, features: np.ndarray, update_normalizer: bool = True) -> np.ndarray:
         return self.lab.step(self.bed, self.normalizer.push(features, update_normalizer))
+
+    def peek(self, features: np.ndarray) -> np.ndarray:
+        """A provisional stage, stepped on a copy of this bed's state by a one-stream stepper of its own:
+        nothing moves, and no other bed is waited for (the bed's row is only written by its own steps, so
+        it is read without the lab's lock)."""
+        saved = self.normalizer.state_dict()
+        inputs = self.normalizer.push(features, update=False)
+        self.normalizer.load_state_dict(saved)
+        if self._alone is None:
+            self._alone = FastStepper.from_net(self.lab.model.net, 1)
+        self._alone.load_stack_state(self.lab.stepper.to_stack_state(slice(self.bed, self.bed + 1)))
+        return self._alone.probabilities(inputs[None])[0]
 
     def state_dict(self) -> dict[str, Any]:
         """The state an ``EpochStager`` of this bed alone would save (same keys, same shapes)."""
