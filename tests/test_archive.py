@@ -224,3 +224,22 @@ def test_channel_before_the_recording_does_not_swallow_it(archive: Path, tmp_pat
     assert main(["stage", "--channel", "Fpz-Cz", str(night), "--out", str(tmp_path / "a")]) == 0
     assert main(["stage", str(night), "--out", str(tmp_path / "b")]) == 0
     assert hypnogram_rows(tmp_path / "a") == hypnogram_rows(tmp_path / "b")
+
+
+def test_a_worker_runs_torch_on_one_thread_in_every_thread_it_stages_on(monkeypatch) -> None:
+    """``torch.set_num_threads`` holds for its own thread only (OpenMP's default team elsewhere: a model step
+    ~50x slower), and a Dask worker stages on threads of its own: each must set it, not only the first."""
+    import threading
+
+    import torch
+
+    from streamstage.archive.night import worker_model
+
+    calls: list[tuple[str, int]] = []
+    record = lambda n: calls.append((threading.current_thread().name, n))  # noqa: E731
+    monkeypatch.setattr(torch, "set_num_threads", record)
+    for name in ("first", "second"):
+        thread = threading.Thread(target=worker_model, args=(None,), name=name)
+        thread.start()
+        thread.join()
+    assert calls == [("first", 1), ("second", 1)]

@@ -153,14 +153,19 @@ def write_night(
     return StagedNight(source, staged, folder)
 
 
-@functools.lru_cache(maxsize=4)
 def worker_model(spec: str | None) -> StagingModel:
-    """The model, loaded once per worker process and kept for every file it stages."""
+    """The model, loaded once per worker process and kept for every file it stages, with torch on one
+    thread in the calling thread: the setting holds per thread, and a Dask worker may stage on several."""
     import torch
 
+    torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
+    return _loaded_model(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded_model(spec: str | None) -> StagingModel:
     from streamstage.model.checkpoint import load_model
 
-    torch.set_num_threads(1)  # one epoch's work is tiny: a second thread only adds contention
     return load_model(spec)
 
 
