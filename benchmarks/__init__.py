@@ -12,6 +12,7 @@ SECTIONS: tuple[str, ...] = (
     "file",
     "lsl",
     "yasa",
+    "archive",
     "startup",
 )
 """Every section the harness can run, in the order it runs them (here, so that the parser needs no torch)."""

@@ -1,8 +1,8 @@
 """Archive throughput: nights staged per minute by ``streamstage stage`` on 1 and 2 workers, on the local
 process pool and on a Dask LocalCluster bound to 127.0.0.1, and how it scales from 1 worker to 2.
 
-python benchmarks/archive_throughput.py                       # 8 synthetic nights of 2 h
-python benchmarks/archive_throughput.py --nights 4 --hours 1  # smoke run
+python -m benchmarks.archive_throughput                       # 8 synthetic nights of 2 h
+python -m benchmarks.archive_throughput --nights 4 --hours 1  # smoke run
 
 A pool run's time includes starting its worker processes (each imports PyTorch and loads the model once),
 as a user's run does; a Dask cluster is started before its runs are timed (its start is reported apart),
@@ -19,14 +19,16 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import edfio
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
+from benchmarks.report import archive_table
 from streamstage.archive import DaskCluster, LocalPool, StagingOptions, stage_archive
 from streamstage.archive.runners import Runner
 from streamstage.sim import SyntheticEEG
@@ -128,35 +130,29 @@ def scaling(measurements: list[Measurement]) -> dict[str, float]:
     return ratios
 
 
-def table(measurements: list[Measurement], caption: str) -> Table:
-    out = Table(title="archive throughput", caption=caption, title_justify="left", caption_justify="left")
-    # s/night, cpu s/night: wall and CPU seconds a worker spent on a night (its first night includes
-    # importing PyTorch and loading the model); load: the machine's 1-min load average after the run
-    for column in ("runner", "workers", "nights", "wall s", "nights/min", "s/night", "cpu s/night", "load"):
-        out.add_column(column, justify="left" if column == "runner" else "right", no_wrap=True)
-    for m in measurements:
-        out.add_row(
-            m.runner,
-            str(m.workers),
-            str(m.nights),
-            f"{m.wall_s:.1f}",
-            f"{m.nights_per_min:.1f}",
-            f"{m.staging_s_per_night:.2f}",
-            f"{m.cpu_s_per_night:.2f}",
-            f"{m.load_1min:.1f}",
-        )
-    return out
-
-
-def scaling_line(ratios: dict[str, float]) -> str:
-    return "scaling, nights/min on 2 workers over 1: " + ", ".join(
-        f"{runner} {ratio:.2f}x" for runner, ratio in ratios.items()
-    )
+def bench_archive(nights: int, hours: float, repeats: int, worker_counts: Sequence[int]) -> dict[str, Any]:
+    """Stage ``nights`` synthetic nights of ``hours`` on a process pool and on a Dask LocalCluster
+    (127.0.0.1) with each worker count, ``repeats`` times each: the runs of median wall time, the scaling."""
+    with tempfile.TemporaryDirectory(prefix="archive-bench-") as scratch:
+        archive = Path(scratch) / "archive"
+        write_synthetic_archive(archive, nights, hours)
+        measurements = measure(archive, Path(scratch), list(worker_counts), repeats)
+    ratios = scaling(measurements)
+    return {
+        "nights": nights,
+        "hours_per_night": hours,
+        "repeats": repeats,
+        "statistic": "per configuration, the run of median wall time",
+        "cpus": os.cpu_count(),
+        "load_1min_at_end": round(os.getloadavg()[0], 2),
+        "measurements": [{**m.__dict__, "nights_per_min": round(m.nights_per_min, 2)} for m in measurements],
+        "scaling_2_over_1": {runner: round(ratio, 3) for runner, ratio in ratios.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="benchmarks/archive_throughput.py", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.archive_throughput", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--nights", type=int, default=8, help="synthetic nights in the archive (default 8)")
     parser.add_argument("--hours", type=float, default=2.0, help="hours per night (default 2)")
@@ -167,33 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     worker_counts = [int(n) for n in args.workers.split(",")]
-    with tempfile.TemporaryDirectory(prefix="archive-bench-") as scratch:
-        archive = Path(scratch) / "archive"
-        write_synthetic_archive(archive, args.nights, args.hours)
-        measurements = measure(archive, Path(scratch), worker_counts, args.repeats)
-    ratios = scaling(measurements)
-    load = os.getloadavg()[0]
-    caption = (
-        f"{args.nights} nights of {args.hours:g} h (Fpz-Cz, 100 Hz), default model, median of {args.repeats} "
-        "runs; Dask: a LocalCluster "
-        f"on 127.0.0.1; {os.cpu_count()} CPUs, load {load:.1f} at the end"
-    )
+    result = bench_archive(args.nights, args.hours, args.repeats, worker_counts)
     console = Console()
     console = console if console.is_terminal else Console(width=110)  # a log keeps the table whole
-    console.print(table(measurements, caption))
-    console.print(scaling_line(ratios))
+    console.print(archive_table(result).to_rich())
     payload = {
         "benchmark": "archive_throughput",
-        "nights": args.nights,
-        "repeats": args.repeats,
-        "statistic": "per configuration, the run of median wall time",
-        "hours_per_night": args.hours,
-        "cpus": os.cpu_count(),
-        "load_1min_at_end": round(load, 2),
+        **result,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "measurements": [{**m.__dict__, "nights_per_min": round(m.nights_per_min, 2)} for m in measurements],
-        "scaling_2_over_1": {runner: round(ratio, 3) for runner, ratio in ratios.items()},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2) + "\n")

@@ -330,6 +330,35 @@ def throughput_table(results: dict[str, Any]) -> TableData:
     return TableData("Whole-night throughput", columns, rows, " ".join(notes))
 
 
+def archive_table(archive: dict[str, Any]) -> TableData:
+    """Archive throughput: nights per minute by runner and worker count, and the scaling from 1 to 2."""
+    scaling = ", ".join(f"{runner} {ratio:.2f}x" for runner, ratio in archive["scaling_2_over_1"].items())
+    table = TableData(
+        "Archive throughput: `stage` on many files (process pool and Dask LocalCluster)",
+        ("runner", "workers", "nights", "wall s", "nights/min", "s/night", "cpu s/night", "cluster start s"),
+        caption=f"{archive['nights']} synthetic nights of {archive['hours_per_night']:g} h (Fpz-Cz, 100 Hz), "
+        f"the shipped default model, median of {archive['repeats']} runs per configuration; a pool's wall "
+        "time includes starting its workers (each imports PyTorch and loads the model), a cluster is started "
+        "before it is timed; s/night and cpu s/night are a worker's wall and CPU time on a night. Scaling, "
+        "nights/min on "
+        f"the most workers over 1: {scaling or 'not measured'}.",
+    )
+    for m in archive["measurements"]:
+        table.rows.append(
+            (
+                m["runner"],
+                str(m["workers"]),
+                str(m["nights"]),
+                f"{m['wall_s']:.1f}",
+                f"{m['nights_per_min']:.1f}",
+                f"{m['staging_s_per_night']:.2f}",
+                f"{m['cpu_s_per_night']:.2f}",
+                f"{m['startup_s']:.1f}" if m["runner"] == "dask" else "-",
+            )
+        )
+    return table
+
+
 def profile_table(profile: dict[str, Any], path: str) -> TableData:
     table = TableData(
         f"Where the time goes: {path} (cProfile over {profile['hours']:g} h, by own time)",
@@ -364,6 +393,8 @@ def bench_tables(results: dict[str, Any]) -> list[TableData]:
         tables += [lab_batching_table(results["lab"]), lab_realtime_table(results["lab"])]
     if any(key in results for key in THROUGHPUT_PATHS):
         tables.append(throughput_table(results))
+    if "archive" in results:
+        tables.append(archive_table(results["archive"]))
     for key in ("file", "lsl"):
         if key in results:
             tables.append(profile_table(results[key]["profile"], THROUGHPUT_PATHS[key]))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import SECTIONS
+from benchmarks.archive_throughput import bench_archive
 from benchmarks.batching import bench_batching
 from benchmarks.inputs import CHANNEL, epoch_tokens, synthetic_epochs, synthetic_night, write_night_edf
 from benchmarks.lab_beds import bench_lab
@@ -65,6 +66,11 @@ class BenchSizes:
     only ever adds time), all of them are kept in the JSON."""
     lsl_chunk_s: float = 30.0
     """What the LSL replay pushes at once (a run at the live default, 1 s, beside it)."""
+    archive_nights: int = 8
+    archive_hours: float = 2.0
+    archive_repeats: int = 3
+    archive_workers: tuple[int, ...] = (1, 2)
+    """``stage`` on an archive of synthetic nights: a process pool and a Dask LocalCluster, per count."""
 
     @property
     def marks_epochs(self) -> tuple[int, ...]:
@@ -87,6 +93,10 @@ QUICK = BenchSizes(
     profile_h=0.1,
     startup_repeats=1,
     night_runs=1,
+    archive_nights=2,
+    archive_hours=0.05,
+    archive_repeats=1,
+    archive_workers=(1,),
 )
 
 
@@ -131,6 +141,11 @@ def run_benchmarks(
             results[name] = long_stream[name]()
     if NIGHT_SECTIONS & set(wanted):
         results.update(_night_sections(model, sizes, [n for n in wanted if n in NIGHT_SECTIONS], progress))
+    if "archive" in wanted:
+        progress("archive")
+        results["archive"] = bench_archive(
+            sizes.archive_nights, sizes.archive_hours, sizes.archive_repeats, sizes.archive_workers
+        )
     if "startup" in wanted:
         progress("startup")
         results["startup"] = bench_startup(repeats=sizes.startup_repeats)

@@ -261,6 +261,20 @@ def test_run_benchmarks_compares_and_reports(model: StagingModel) -> None:
         run_benchmarks(model, sizes, ["live", "gpu"])
 
 
+def test_archive_section_stages_every_night_on_a_pool_and_on_dask(model: StagingModel) -> None:
+    pytest.importorskip("distributed")
+    sizes = BenchSizes(archive_nights=2, archive_hours=0.05, archive_repeats=1, archive_workers=(1,))
+    archive = run_benchmarks(model, sizes, ["archive"])["archive"]
+    assert [(m["runner"], m["workers"], m["nights"]) for m in archive["measurements"]] == [
+        ("process pool", 1, 2),
+        ("dask", 1, 2),
+    ]
+    assert all(m["nights_per_min"] > 0 and m["cpu_s_per_night"] > 0 for m in archive["measurements"])
+    (table,) = bench_tables({"archive": archive})
+    assert len(table.rows) == 2 and "Scaling" in table.caption
+    json.dumps(archive)
+
+
 def test_harness_writes_json_and_markdown(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     harness.add_arguments(parser)
