@@ -12,6 +12,7 @@ as a cluster is there before work is sent to it. Prints a table and writes docs/
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -90,11 +91,11 @@ def time_batch(
     return Measurement(runner_name, workers, len(results), wall_s, startup_s, per_night, cpu_per_night, load)
 
 
-def measure(archive: Path, scratch: Path, worker_counts: list[int], repeats: int) -> list[Measurement]:
+def measure(
+    archive: Path, scratch: Path, worker_counts: list[int], repeats: int, with_dask: bool = True
+) -> list[Measurement]:
     """Every configuration ``repeats`` times, interleaved (so a change in the machine's load touches all
-    of them alike); per configuration the run of median wall time."""
-    from distributed import LocalCluster
-
+    of them alike); per configuration the run of median wall time. ``with_dask`` False: the pool only."""
     runs: dict[tuple[str, int], list[Measurement]] = {}
     for repeat in range(repeats):
         for workers in worker_counts:
@@ -102,6 +103,10 @@ def measure(archive: Path, scratch: Path, worker_counts: list[int], repeats: int
             runs.setdefault(("process pool", workers), []).append(
                 time_batch("process pool", workers, LocalPool(workers), archive, out)
             )
+            if not with_dask:
+                continue
+            from distributed import LocalCluster
+
             started = time.perf_counter()
             with LocalCluster(
                 n_workers=workers,
@@ -133,12 +138,14 @@ def scaling(measurements: list[Measurement]) -> dict[str, float]:
 def bench_archive(nights: int, hours: float, repeats: int, worker_counts: Sequence[int]) -> dict[str, Any]:
     """Stage ``nights`` synthetic nights of ``hours`` on a process pool and on a Dask LocalCluster
     (127.0.0.1) with each worker count, ``repeats`` times each: the runs of median wall time, the scaling."""
+    with_dask = importlib.util.find_spec("distributed") is not None
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as scratch:
         archive = Path(scratch) / "archive"
         write_synthetic_archive(archive, nights, hours)
-        measurements = measure(archive, Path(scratch), list(worker_counts), repeats)
+        measurements = measure(archive, Path(scratch), list(worker_counts), repeats, with_dask)
     ratios = scaling(measurements)
     return {
+        **({} if with_dask else {"skipped": "Dask skipped: pip install 'streamstage[dask]' to include it."}),
         "nights": nights,
         "hours_per_night": hours,
         "repeats": repeats,

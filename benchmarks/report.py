@@ -341,7 +341,7 @@ def archive_table(archive: dict[str, Any]) -> TableData:
         "time includes starting its workers (each imports PyTorch and loads the model), a cluster is started "
         "before it is timed; s/night and cpu s/night are a worker's wall and CPU time on a night. Scaling, "
         "nights/min on "
-        f"the most workers over 1: {scaling or 'not measured'}.",
+        f"the most workers over 1: {scaling or 'not measured'}. {archive.get('skipped', '')}".rstrip(),
     )
     for m in archive["measurements"]:
         table.rows.append(
