@@ -17,8 +17,9 @@ DESCRIPTION = (
     "Measure the live path's per-epoch cost and memory after 1, 8, 24 and 72 h of stream, a causal "
     "Transformer of the same size (re-attending and KV-cached) on the same epochs, whole-night throughput "
     "(EDF file and LSL replay), many streams in one batch, a lab's beds stepped together and how many of "
-    "them one core stages in real time, and YASA's offline staging when installed. "
-    "Prints tables and writes JSON and Markdown to --out. Full sizes take about 2 minutes on 2 cores."
+    "them one core stages in real time, an archive staged on a process pool and on Dask, and YASA's "
+    "offline staging when installed. "
+    "Prints tables and writes JSON and Markdown to --out. Full sizes take about 5 minutes on 2 cores."
 )
 
 

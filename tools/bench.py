@@ -1,6 +1,6 @@
 """Benchmarks, the same as ``streamstage bench`` and ``python -m benchmarks`` (see docs/benchmarks.md).
 
-python tools/bench.py              # full sizes, about 2 minutes on 2 cores
+python tools/bench.py              # full sizes, about 5 minutes on 2 cores
 python tools/bench.py --quick      # smoke run
 .venv-bench/bin/python tools/bench.py --sections file,yasa   # with YASA beside ours
 """
