@@ -210,4 +210,3 @@ class MambaStack(nn.Module):
 def _widened(x: Tensor) -> Tensor:
     """The residual stream in float32 at least (mamba-ssm's ``residual_in_fp32``)."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
-
