@@ -149,10 +149,10 @@ def test_gap_in_timestamps_is_filled_and_flagged(tiny_model, muse_night, tmp_pat
     assert "missing" in [e.quality for e in staged[2:4]]
 
 
-def test_signal_lost_and_back_are_logged_and_hooked(tiny_model, muse_night, tmp_path):
+def test_signal_lost_and_back_are_logged_and_hooked_with_the_night_named(tiny_model, muse_night, tmp_path):
     received: list[str] = []
     module = tmp_path / "hookmod.py"
-    module.write_text("EVENTS = []\ndef record(event):\n    EVENTS.append(event.name)\n")
+    module.write_text("EVENTS = []\ndef record(e):\n    EVENTS.append((e.name, e.extra['night']))\n")
     import sys
 
     sys.path.insert(0, str(tmp_path))
@@ -170,7 +170,8 @@ def test_signal_lost_and_back_are_logged_and_hooked(tiny_model, muse_night, tmp_
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("hookmod", None)
-    assert received == ["signal_lost", "signal_back"]
+    night = str(folder.resolve())  # every event names its night (in a lab: which bed's)
+    assert received == [("signal_lost", night), ("signal_back", night)]
     names = [e["event"] for e in _events(folder)]
     assert "signal_lost" in names and "signal_back" in names
 

@@ -37,7 +37,7 @@ def night_sinks(
     """The sinks of a night, in the order they get each epoch: the hypnogram first (on disk before anything
     acts on it), then ``extra`` (outlets, the raw recording, a line printer), the dashboard, the events
     with their hooks, and the smart alarm if one is set."""
-    events = EventSink(settings.hooks, settings.sleep_onset_epochs)
+    events = EventSink(settings.hooks, settings.sleep_onset_epochs, writer.folder)
     sinks: list[NightSink] = [HypnogramSink(writer), *extra]
     if dashboard is not None:
         sinks.append(DashboardSink(dashboard))

@@ -3,7 +3,9 @@ trigger, and the smart alarm. Each journals its own decisions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from streamstage.alarm import AlarmConfig, AlarmDecision, SmartAlarm
@@ -21,9 +23,13 @@ class EventSink(NightSink):
 
     name = "events"
 
-    def __init__(self, hooks: tuple[HookSpec, ...], sleep_onset_epochs: int) -> None:
+    def __init__(
+        self, hooks: tuple[HookSpec, ...], sleep_onset_epochs: int, night_folder: Path | None = None
+    ) -> None:
         self.hooks = HookDispatcher([build_hook(spec) for spec in hooks])
         self.sleep_onset_epochs = sleep_onset_epochs
+        self.night = None if night_folder is None else str(Path(night_folder).resolve())
+        """Every event a hook gets names the night's folder (``STREAMSTAGE_NIGHT``): in a lab, the bed's."""
         self.detector: EventDetector | None = None
         self.journal: Journal | None = None
 
@@ -32,7 +38,9 @@ class EventSink(NightSink):
         self.journal = journal
 
     def dispatch(self, event: Event) -> None:
-        """Run the hooks on an event (also the alarm's, which is decided elsewhere)."""
+        """Run the hooks on an event (also the alarm's, which is decided elsewhere), with the night named."""
+        if self.night is not None:
+            event = replace(event, extra={**event.extra, "night": self.night})
         self.hooks.dispatch(event)
 
     def on_epoch(self, delivery: Delivery) -> None:
@@ -48,7 +56,7 @@ class EventSink(NightSink):
         for event in events:
             if event.name in JOURNALLED_EVENTS:
                 self.journal.record(event.to_dict())
-            self.hooks.dispatch(event)
+            self.dispatch(event)
 
     def tick(self, now: datetime) -> None:
         for result in self.hooks.drain_results():
