@@ -10,19 +10,15 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from test_io_sleepedf import REMOTE_FILES, BreaksOnceHandler, QuietHandler, serve, write_hypnogram, write_psg
 
 from streamstage.cli import main
 from streamstage.commands.datasets import DownloadProgress, describe_start
+from tests.physionet import REMOTE_FILES, BreaksOnceHandler, QuietHandler, physionet_folder, serve
 
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Path:
-    folder = tmp_path / "physionet" / "sleep-cassette"
-    folder.mkdir(parents=True)
-    for name in REMOTE_FILES:
-        (write_psg if name.endswith("PSG.edf") else write_hypnogram)(folder / name)
-    return folder
+    return physionet_folder(tmp_path)
 
 
 def test_subject_ranges_and_nights_pick_the_files(
