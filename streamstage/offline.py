@@ -117,14 +117,21 @@ def stage_recording(source: RecordingSource, model: StagingModel) -> list[Staged
     return staged + pipeline.finish()
 
 
-def recording_epochs(source: RecordingSource) -> Iterator[Epoch]:
-    """The recording's filtered 30-s epochs at the model rate, as the pipeline sees them (the intake's
-    clipping verdict included), for training and re-scoring without a model."""
+def recording_signal(source: RecordingSource) -> Iterator[tuple[np.ndarray, list[Epoch]]]:
+    """Block by block, the recording as the pipeline sees it without a model: the filtered samples at the
+    model rate ``(n, n_channels)`` and the 30-s epochs they completed (the intake's clipping verdict
+    included), for training (the raw front end reads the samples) and re-scoring."""
     intake = source.intake()
     path = SignalPath(source.sfreq, len(source.channel_labels))
     for block in source.blocks(intake):
-        for epoch in path.push(block.derived_uv, block.missing):
-            yield with_source_clipping(epoch, intake.clipped(epoch.index))
+        resampled, epochs = path.push_resampled(block.derived_uv, block.missing)
+        yield resampled, [with_source_clipping(epoch, intake.clipped(epoch.index)) for epoch in epochs]
+
+
+def recording_epochs(source: RecordingSource) -> Iterator[Epoch]:
+    """The recording's filtered 30-s epochs at the model rate, as :func:`recording_signal` gives them."""
+    for _, epochs in recording_signal(source):
+        yield from epochs
 
 
 def recording_features(source: RecordingSource) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ fidelity (R² and worst error per feature) is measured on channels and recording
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,8 @@ import torch
 
 from streamstage.features import FEATURE_NAMES, N_FEATURES, epoch_features
 from streamstage.model.raw_frontend import RawFrontEnd
-from streamstage.offline import RecordingSource
-from streamstage.signal.clipping import with_source_clipping
-from streamstage.signal.path import SignalPath
+from streamstage.offline import RecordingSource, recording_signal
+from streamstage.signal.path import Epoch, SignalPath
 from streamstage.sim import MONTAGES, SyntheticEEG, synthetic_hypnogram
 
 SYNTHETIC_RATES_HZ = (100.0, 128.0, 200.0, 250.0, 256.0, 500.0)
@@ -45,37 +44,29 @@ class FeatureStream:
 
 
 def signal_path_streams(
-    blocks: Iterable[tuple[np.ndarray, np.ndarray | None]],
-    sfreq: float,
-    names: Sequence[str],
-    source_clipped: Callable[[int], bool] = lambda _: False,
+    pushed: Iterable[tuple[np.ndarray, list[Epoch]]], names: Sequence[str]
 ) -> list[FeatureStream]:
-    """µV blocks ``(n, n_channels)`` with their missing masks through a :class:`SignalPath`, one stream per
-    channel; ``source_clipped`` is the intake's verdict on an epoch's source channels (as the pipeline's)."""
-    path = SignalPath(sfreq, len(names))
-    samples, features, good = [], [], []
-    for chunk, missing in blocks:
-        resampled, epochs = path.push_resampled(chunk, missing)
+    """What a :class:`SignalPath` gave, push by push (its samples at the model rate and the epochs they
+    completed), as one stream per channel."""
+    samples, features, good, epoch_len = [], [], [], 0
+    for resampled, epochs in pushed:
         samples.append(resampled)
         for epoch in epochs:
-            staged = with_source_clipping(epoch, source_clipped(epoch.index))
-            features.append(epoch_features(staged.data_uv))
-            good.append(staged.quality.ok)
-    n_samples = len(features) * path.config.epoch_len
-    joined = np.concatenate(samples)[:n_samples].astype(np.float32)
+            epoch_len = epoch.data_uv.shape[-1]
+            features.append(epoch_features(epoch.data_uv))
+            good.append(epoch.quality.ok)
+    joined = np.concatenate(samples)[: len(features) * epoch_len].astype(np.float32)
     table = np.asarray(features, dtype=np.float32).reshape(len(features), len(names), N_FEATURES)
     flags = np.asarray(good, dtype=bool)
     return [FeatureStream(name, joined[:, c], table[:, c], flags) for c, name in enumerate(names)]
 
 
 def recording_streams(path: Path, channels: Sequence[str]) -> list[FeatureStream]:
-    """Channels of an EDF/XDF recording, each as a stream named ``file:channel``, read through the same
-    intake as staging reads it (units, missing samples, source clipping)."""
+    """Channels of an EDF/XDF recording, each as a stream named ``file:channel``, read as staging reads it
+    (:func:`~streamstage.offline.recording_signal`: units, missing samples, source clipping)."""
     source = RecordingSource.open(path, channels)
     names = [f"{Path(path).name}:{label}" for label in source.channel_labels]
-    intake = source.intake()
-    blocks = ((block.derived_uv, block.missing) for block in source.blocks(intake))
-    return signal_path_streams(blocks, source.sfreq, names, intake.clipped)
+    return signal_path_streams(recording_signal(source), names)
 
 
 def _recoloured(night: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
@@ -108,7 +99,8 @@ def randomised_streams(n_nights: int, n_epochs: int, seed: int = 0) -> list[Feat
         signal *= float(np.exp(rng.uniform(np.log(0.2), np.log(5.0))))
         name = f"synthetic {night} {montage.ch_names[channel]} {sfreq:g} Hz"
         chunks = np.array_split(signal[:, None], max(1, len(signal) // round(60 * sfreq)))
-        streams += signal_path_streams(((chunk, None) for chunk in chunks), sfreq, [name])
+        path = SignalPath(sfreq, 1)
+        streams += signal_path_streams((path.push_resampled(chunk) for chunk in chunks), [name])
     return streams
 
 
