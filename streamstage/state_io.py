@@ -69,7 +69,7 @@ def state_to_bytes(state: dict[str, Any]) -> bytes:
     structure = _flatten(state, arrays)
     contiguous = [np.require(array, requirements="C") for array in arrays]  # keeps 0-d arrays 0-d
     offsets = np.cumsum([0] + [array.nbytes for array in contiguous]).tolist()
-    layout = [[a.dtype.str, list(a.shape), at] for a, at in zip(contiguous, offsets, strict=False)]
+    layout = [[a.dtype.str, list(a.shape), at] for a, at in zip(contiguous, offsets[:-1], strict=True)]
     blob = np.frombuffer(b"".join(array.tobytes() for array in contiguous), dtype=np.uint8)
     meta = json.dumps({"structure": structure, "arrays": layout})
     buffer = io.BytesIO()
